@@ -1,0 +1,212 @@
+"""Typed records that flow through every stage, defined once.
+
+One `TrialRecord` per input document. Every piece of text it carries points back to
+`source_text` by character offsets, and the validators refuse a record where
+`source_text[start:end] != text` for any span: downstream code may rely on that.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+SCHEMA_VERSION = "1.0"
+
+
+class EntityType(StrEnum):
+    """The eight Chia domain types."""
+
+    CONDITION = "Condition"
+    DRUG = "Drug"
+    PROCEDURE = "Procedure"
+    MEASUREMENT = "Measurement"
+    OBSERVATION = "Observation"
+    DEVICE = "Device"
+    PERSON = "Person"
+    VISIT = "Visit"
+
+
+Comparator = Literal["<", "<=", ">", ">=", "=", "between"]
+Direction = Literal["before", "after", "during"]
+Alignment = Literal["exact", "fuzzy"]
+CriterionKind = Literal["inclusion", "exclusion"]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Span(_Model):
+    """A piece of `source_text`; offsets are null only for values from structured fields."""
+
+    text: str
+    start: int | None = None
+    end: int | None = None
+
+    @model_validator(mode="after")
+    def _offsets_consistent(self) -> Span:
+        if (self.start is None) != (self.end is None):
+            raise ValueError("start and end must both be set or both be null")
+        if self.start is not None and not 0 <= self.start <= self.end:
+            raise ValueError(f"bad offsets {self.start}:{self.end}")
+        return self
+
+
+class Evidence(Span):
+    """A normalised metadata value and the text it was read from."""
+
+    value: Any = None
+
+
+class Value(Span):
+    """A quantity qualifying an entity: `hemoglobin < 80 g/L` -> comparator '<', high 80, unit 'g/L'.
+
+    `low`/`high` are the bounds: '>= 18' sets low 18, '< 80' sets high 80, 'between' sets both,
+    '=' sets both to the same number. Multiples of a reference limit keep the reference in `unit`
+    (`2 x ULN` -> high 2, unit 'x ULN').
+    """
+
+    comparator: Comparator | None = None
+    low: float | None = None
+    high: float | None = None
+    unit: str | None = None
+
+
+class Temporal(Span):
+    """A time window qualifying an entity, normalised to days relative to an anchor."""
+
+    direction: Direction | None = None
+    anchor: str | None = None
+    min_days: float | None = None
+    max_days: float | None = None
+
+
+class Entity(_Model):
+    id: str
+    type: EntityType
+    text: str
+    start: int
+    end: int
+    negated: bool = False
+    value: Value | None = None
+    temporal: Temporal | None = None
+    alignment: Alignment = "exact"
+
+
+class Criterion(_Model):
+    """One inclusion/exclusion item; sub-items have `parent` set and ids like `inc-2.3`."""
+
+    id: str
+    kind: CriterionKind
+    text: str
+    start: int
+    end: int
+    parent: str | None = None
+    entities: list[Entity] = Field(default_factory=list)
+
+
+class Source(_Model):
+    path: str
+    format: Literal["text", "ctgov_json", "jsonl", "csv"]
+    sha256: str = Field(description="SHA-256 of source_text encoded as UTF-8")
+    row: int | None = Field(default=None, description="1-based row/item number inside a table or list file")
+
+
+class Trial(_Model):
+    title: Evidence | None = None
+    nct_id: Evidence | None = None
+    status: Evidence | None = None
+    phases: list[Evidence] = Field(default_factory=list)
+    end_date: Evidence | None = None
+    enrollment: Evidence | None = None
+    sex: Evidence | None = None
+    min_age: Evidence | None = None
+    max_age: Evidence | None = None
+    healthy_volunteers: Evidence | None = None
+    lead_sponsor: Evidence | None = None
+    collaborators: list[Evidence] = Field(default_factory=list)
+    conditions: list[Evidence] = Field(default_factory=list)
+    interventions: list[Evidence] = Field(default_factory=list)
+    sites: list[Evidence] = Field(default_factory=list)
+
+    def evidence(self) -> list[tuple[str, Evidence]]:
+        """Every evidence object with its field name, in field order."""
+        found: list[tuple[str, Evidence]] = []
+        for name in type(self).model_fields:
+            item = getattr(self, name)
+            items = item if isinstance(item, list) else [item]
+            found.extend((name, ev) for ev in items if ev is not None)
+        return found
+
+
+class Provenance(_Model):
+    backend: str = "none"
+    model: str | None = None
+    prompt_version: str | None = None
+    prompt_hash: str | None = None
+    pipeline_version: str = ""
+
+
+class Annotation(_Model):
+    """How a gold record was made (gold files only)."""
+
+    method: str
+    checked_by: str
+    date: str
+    notes: str = ""
+
+
+class TrialRecord(_Model):
+    schema_version: str = SCHEMA_VERSION
+    doc_id: str
+    source: Source
+    source_text: str
+    warnings: list[str] = Field(default_factory=list)
+    trial: Trial = Field(default_factory=Trial)
+    criteria: list[Criterion] = Field(default_factory=list)
+    provenance: Provenance = Field(default_factory=Provenance)
+    annotation: Annotation | None = None
+
+    @model_validator(mode="after")
+    def _check_spans_and_ids(self) -> TrialRecord:
+        for where, span in self.spans():
+            if span.start is None:
+                continue
+            if span.end > len(self.source_text):
+                raise ValueError(f"{where}: span {span.start}:{span.end} is past the end of source_text")
+            actual = self.source_text[span.start : span.end]
+            if actual != span.text:
+                raise ValueError(f"{where}: source_text[{span.start}:{span.end}] is {actual!r}, not {span.text!r}")
+        self._check_ids()
+        return self
+
+    def _check_ids(self) -> None:
+        seen: set[str] = set()
+        for criterion in self.criteria:
+            if criterion.id in seen:
+                raise ValueError(f"duplicate criterion id {criterion.id!r}")
+            if criterion.parent is not None and criterion.parent not in seen:
+                raise ValueError(f"criterion {criterion.id!r} comes before its parent {criterion.parent!r}")
+            seen.add(criterion.id)
+        entity_ids = [e.id for c in self.criteria for e in c.entities]
+        if len(entity_ids) != len(set(entity_ids)):
+            raise ValueError("duplicate entity ids")
+
+    def spans(self) -> list[tuple[str, Span | Criterion | Entity]]:
+        """Every object with offsets, labelled with where it sits (for error messages and tests)."""
+        found: list[tuple[str, Span | Criterion | Entity]] = [
+            (f"trial.{name}", ev) for name, ev in self.trial.evidence()
+        ]
+        for criterion in self.criteria:
+            found.append((f"criterion {criterion.id}", criterion))
+            for entity in criterion.entities:
+                found.append((f"entity {entity.id}", entity))
+                for part in (entity.value, entity.temporal):
+                    if part is not None:
+                        found.append((f"entity {entity.id} {type(part).__name__.lower()}", part))
+        return found
+
+    def entities(self) -> list[Entity]:
+        return [e for c in self.criteria for e in c.entities]
