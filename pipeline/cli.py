@@ -1,0 +1,151 @@
+"""The `trialstruct` command.
+
+Heavy modules (model clients, servers, browsers) are imported inside the commands that need them,
+so `trialstruct --help` stays fast. Stage packages contribute their own commands through a
+`commands.py` module with `register(app)`.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+
+if TYPE_CHECKING:
+    from pipeline.run import RunResult
+
+app = typer.Typer(
+    name="trialstruct",
+    help="Clinical-trial eligibility criteria to validated, source-grounded JSON.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+STAGE_COMMANDS = ("pipeline.cache.commands", "pipeline.evaluate.commands", "pipeline.review.commands")
+
+
+@app.command()
+def run(
+    inputs: Annotated[list[Path], typer.Argument(help="Files or directories (.txt .md .json .jsonl .csv).")],
+    outdir: Annotated[Path, typer.Option("-o", "--outdir", help="Output directory.")],
+    backend: Annotated[str | None, typer.Option(help="auto | rules | openai | local | none.")] = None,
+    model: Annotated[str | None, typer.Option(help="Model id for the openai backend.")] = None,
+    base_url: Annotated[str | None, typer.Option(help="OpenAI-compatible endpoint URL.")] = None,
+    api_key: Annotated[str | None, typer.Option(help="API key (better: OPENAI_API_KEY).")] = None,
+    model_path: Annotated[str | None, typer.Option(help="GGUF file for the local backend.")] = None,
+    timeout: Annotated[float | None, typer.Option(help="Seconds per model request.")] = None,
+    temperature: Annotated[float | None, typer.Option()] = None,
+    seed: Annotated[int | None, typer.Option()] = None,
+    max_tokens: Annotated[int | None, typer.Option()] = None,
+    cache_dir: Annotated[str | None, typer.Option(help="Model-call cache location.")] = None,
+    offline: Annotated[bool, typer.Option("--offline", help="Replay cached model calls only.")] = False,
+    refresh: Annotated[bool, typer.Option("--refresh", help="Ignore cached answers, store new ones.")] = False,
+    no_cache: Annotated[bool, typer.Option("--no-cache", help="Neither read nor write the cache.")] = False,
+    concurrency: Annotated[int | None, typer.Option(help="Documents in flight at once.")] = None,
+    id_field: Annotated[str | None, typer.Option(help="Table column holding the document id.")] = None,
+    text_field: Annotated[str | None, typer.Option(help="Table column holding the criteria text.")] = None,
+    max_bytes: Annotated[int | None, typer.Option(help="Largest input file accepted.")] = None,
+    config_file: Annotated[Path | None, typer.Option("--config", help="TOML settings file.")] = None,
+) -> None:
+    """Structure every input document into OUTDIR/records.jsonl (errors.jsonl, manifest.json beside it)."""
+    from pipeline.config import build_config
+    from pipeline.extract import BackendError, resolve_backend_name
+    from pipeline.run import run as run_batch
+
+    err = Console(stderr=True)
+    modes = [name for name, on in (("offline", offline), ("refresh", refresh), ("off", no_cache)) if on]
+    if len(modes) > 1:
+        _fail(err, "choose at most one of --offline, --refresh, --no-cache")
+    flags = {k: v for k, v in locals().items() if k in _CONFIG_FLAGS}
+    flags["cache_mode"] = modes[0] if modes else None
+    try:
+        config = build_config(flags, config_file)
+    except (ValueError, OSError) as exc:
+        _fail(err, str(exc))
+    err.print(f"backend: [bold]{resolve_backend_name(config)}[/bold]"
+              + (" (auto)" if config.backend == "auto" else ""))
+    try:
+        result = _with_progress(err, lambda progress: run_batch(inputs, outdir, config, progress=progress))
+    except BackendError as exc:
+        _fail(err, str(exc))
+    _summary(err, result, outdir)
+    raise typer.Exit(1 if result.failures else 0)
+
+
+_CONFIG_FLAGS = {"backend", "model", "base_url", "api_key", "model_path", "timeout", "temperature", "seed",
+                 "max_tokens", "cache_dir", "concurrency", "id_field", "text_field", "max_bytes"}
+
+
+def _fail(err: Console, message: str) -> None:
+    err.print(f"[red]error:[/red] {escape(message)}", highlight=False)
+    raise typer.Exit(2)
+
+
+def _with_progress(err: Console, work: Callable[[Callable[[int, int], None]], RunResult]) -> RunResult:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    with Progress(TextColumn("structuring"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                  console=err, transient=True) as bar:
+        task = bar.add_task("run", total=None)
+        return work(lambda done, total: bar.update(task, completed=done, total=total))
+
+
+def _summary(err: Console, result: RunResult, outdir: Path) -> None:
+    from rich.table import Table
+
+    table = Table(title="trialstruct run", show_header=False)
+    rows = [
+        ("backend", result.backend),
+        ("records", str(len(result.records))),
+        ("errors", str(len(result.failures))),
+        ("criteria", str(result.criteria)),
+        ("entities", str(result.entities)),
+        ("warnings", str(sum(len(r.warnings) for r in result.records))),
+        ("seconds", f"{result.seconds:.2f}"),
+        ("output", str(outdir)),
+    ]
+    for name, value in rows:
+        table.add_row(name, value)
+    err.print(table)
+    for failure in result.failures[:20]:
+        err.print(f"[red]error:[/red] {failure.line()}", highlight=False, markup=False)
+    if len(result.failures) > 20:
+        err.print(f"... and {len(result.failures) - 20} more in {outdir / 'errors.jsonl'}")
+
+
+@app.command()
+def schema() -> None:
+    """Print the JSON Schema of a TrialRecord."""
+    from pipeline.schema import TrialRecord
+
+    sys.stdout.write(json.dumps(TrialRecord.model_json_schema(), indent=2) + "\n")
+
+
+@app.command()
+def version() -> None:
+    """Print the pipeline version."""
+    from pipeline import __version__
+
+    typer.echo(__version__)
+
+
+def _register_stage_commands() -> None:
+    for name in STAGE_COMMANDS:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name != name:
+                raise
+            continue
+        module.register(app)
+
+
+_register_stage_commands()
