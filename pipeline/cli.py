@@ -16,7 +16,6 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
-from rich.markup import escape
 
 if TYPE_CHECKING:
     from pipeline.run import RunResult
@@ -85,8 +84,13 @@ _CONFIG_FLAGS = {"backend", "model", "base_url", "api_key", "model_path", "timeo
 
 
 def _fail(err: Console, message: str) -> None:
-    err.print(f"[red]error:[/red] {escape(message)}", highlight=False)
+    _error_line(message)
     raise typer.Exit(2)
+
+
+def _error_line(message: str) -> None:
+    """Errors go to stderr as plain single lines (never wrapped), so they can be grepped."""
+    sys.stderr.write(f"error: {' '.join(message.split())}\n")
 
 
 def _with_progress(err: Console, work: Callable[[Callable[[int, int], None]], RunResult]) -> RunResult:
@@ -116,7 +120,7 @@ def _summary(err: Console, result: RunResult, outdir: Path) -> None:
         table.add_row(name, value)
     err.print(table)
     for failure in result.failures[:20]:
-        err.print(f"[red]error:[/red] {failure.line()}", highlight=False, markup=False)
+        _error_line(failure.line())
     if len(result.failures) > 20:
         err.print(f"... and {len(result.failures) - 20} more in {outdir / 'errors.jsonl'}")
 

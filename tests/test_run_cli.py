@@ -1,0 +1,63 @@
+"""The `trialstruct run` command end to end, as a user runs it (a subprocess)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from pipeline.schema import TrialRecord
+from tests.conftest import SEEDS
+
+
+def trialstruct(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "pipeline", *args], capture_output=True, text=True, cwd=cwd,
+                          timeout=300, check=False)
+
+
+def test_seeds_run_writes_valid_records_in_input_order(tmp_path: Path) -> None:
+    result = trialstruct("run", str(SEEDS), "-o", str(tmp_path / "out"), "--backend", "none")
+    assert result.returncode == 0, result.stderr
+    lines = (tmp_path / "out" / "records.jsonl").read_text(encoding="utf-8").splitlines()
+    records = [TrialRecord.model_validate_json(line) for line in lines]
+    assert [r.doc_id for r in records] == sorted(p.stem for p in SEEDS.glob("*.txt"))
+    assert (tmp_path / "out" / "errors.jsonl").read_text(encoding="utf-8") == ""
+    manifest = json.loads((tmp_path / "out" / "manifest.json").read_text(encoding="utf-8"))
+    assert manifest["counts"]["records"] == 5 and manifest["counts"]["errors"] == 0
+    assert manifest["counts"]["criteria"] == sum(len(r.criteria) for r in records)
+    assert manifest["backend"] == "none"
+
+
+def test_bad_inputs_among_good_ones(tmp_path: Path) -> None:
+    inputs = tmp_path / "inputs"
+    shutil.copytree(SEEDS, inputs)
+    (inputs / "binary.txt").write_bytes(b"\x7fELF\x00\x00\x00")
+    (inputs / "empty.txt").write_bytes(b"")
+    (inputs / "bad-utf8.txt").write_bytes(b"Inclusion Criteria:\n1. \xff\xfe")
+    out = tmp_path / "out"
+    result = trialstruct("run", str(inputs), "-o", str(out), "--backend", "none")
+    assert result.returncode == 1
+    records = (out / "records.jsonl").read_text(encoding="utf-8").splitlines()
+    assert len(records) == 5
+    errors = [json.loads(line) for line in (out / "errors.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert sorted(Path(e["path"]).name for e in errors) == ["bad-utf8.txt", "binary.txt", "empty.txt"]
+    assert all(e["stage"] == "ingest" and "\n" not in e["error"] for e in errors)
+    for name in ("bad-utf8.txt", "binary.txt", "empty.txt"):
+        assert name in result.stderr
+
+
+def test_unknown_backend_is_a_clear_usage_error(tmp_path: Path) -> None:
+    result = trialstruct("run", str(SEEDS), "-o", str(tmp_path / "out"), "--backend", "gpt-9")
+    assert result.returncode == 2
+    assert "unknown backend 'gpt-9'" in result.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_schema_command_prints_json_schema() -> None:
+    result = trialstruct("schema")
+    assert result.returncode == 0
+    schema = json.loads(result.stdout)
+    assert schema["title"] == "TrialRecord"
+    assert {"doc_id", "source", "source_text", "trial", "criteria", "provenance"} <= set(schema["properties"])
