@@ -1,0 +1,146 @@
+"""Cross-validated score of the rules tagger on chia-dev, with the naive gazetteer as baseline.
+
+    python evals/chia_cv.py [../shared/data/chia-dev] [--folds 5]
+
+Trials (not files: a trial's inclusion and exclusion texts stay together) are split into 5 folds.
+Each fold learns a lexicon on the other 4/5 and tags the held-out 1/5; the table shows P/R/F1 summed
+over the folds (micro) for strict and relaxed matching, overall and per type, then the relaxed
+micro-F1 of each held-out fold with their mean, for:
+- naive: every annotated phrase, majority type, greedy longest match (no filtering, no rules);
+- rules: the shipped tagger (`tag_text`) with a lexicon learned the same way as build_lexicon.
+Value/temporal attachment: among relaxed-matched gold entities that Chia links to a Value
+(Has_value) or Temporal (Has_temporal), the share whose predicted value/temporal overlaps that span.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import sys
+import time
+from collections import defaultdict
+from pathlib import Path
+from statistics import mean, pstdev
+
+from pipeline.evaluate.chia import DOMAIN_TYPES, ChiaDocument, read_chia_dir
+from pipeline.evaluate.match import Counts, count, match_spans
+from pipeline.extract.rules.build_lexicon import annotated_pairs, hint_vocabulary
+from pipeline.extract.rules.lexicon import Lexicon, learn_lexicon
+from pipeline.extract.rules.tagger import Tagged, gazetteer_matches, tag_text
+
+DEFAULT_DIR = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "chia-dev"
+
+
+def folds_by_trial(docs: list[ChiaDocument], k: int, seed: int = 13) -> list[list[ChiaDocument]]:
+    trials = sorted({d.nct_id for d in docs})
+    random.Random(seed).shuffle(trials)
+    fold_of = {trial: i % k for i, trial in enumerate(trials)}
+    folds: list[list[ChiaDocument]] = [[] for _ in range(k)]
+    for doc in docs:
+        folds[fold_of[doc.nct_id]].append(doc)
+    return folds
+
+
+def gold_entities(doc: ChiaDocument) -> list:
+    return [e for e in doc.entities if e.type in DOMAIN_TYPES]
+
+
+def _overlaps(span: object | None, other: object) -> bool:
+    return span is not None and span.start < other.end and other.start < span.end
+
+
+def attachment(doc: ChiaDocument, gold: list, pred: list[Tagged], counts: dict[str, list[int]]) -> None:
+    """Count gold Has_value/Has_temporal links whose matched prediction carries an overlapping span."""
+    by_id = {e.id: e for e in doc.entities}
+    links = defaultdict(list)
+    for relation, a, b in doc.relations:
+        if relation in ("Has_value", "Has_temporal") and a in by_id and b in by_id:
+            links[(relation, a)].append(by_id[b])
+    for gi, pj in match_spans(gold, pred, relaxed=True):
+        for relation, attr in (("Has_value", "value"), ("Has_temporal", "temporal")):
+            targets = links.get((relation, gold[gi].id))
+            if targets:
+                counts[attr][1] += 1
+                counts[attr][0] += any(_overlaps(getattr(pred[pj], attr), t) for t in targets)
+
+
+def evaluate(folds: list[list[ChiaDocument]], system: str) -> tuple[dict, dict, dict, list[float]]:
+    """Counts summed over folds (strict, relaxed, attachments) and the relaxed micro-F1 of each fold."""
+    strict: dict[str, Counts] = defaultdict(Counts)
+    relaxed: dict[str, Counts] = defaultdict(Counts)
+    attached: dict[str, list[int]] = {"value": [0, 0], "temporal": [0, 0]}
+    fold_f1: list[float] = []
+    for i, held_out in enumerate(folds):
+        before = sum(relaxed.values(), Counts())
+        train = [d for j, fold in enumerate(folds) if j != i for d in fold]
+        lexicon = learn(train, system)
+        for doc in held_out:
+            gold = gold_entities(doc)
+            pred = gazetteer_matches(doc.text, lexicon) if system == "naive" else tag_text(doc.text, lexicon)
+            for typ in DOMAIN_TYPES:
+                g = [e for e in gold if e.type == typ]
+                p = [e for e in pred if e.type == typ]
+                strict[typ] += count(g, p, relaxed=False)
+                relaxed[typ] += count(g, p, relaxed=True)
+            attachment(doc, gold, pred, attached)
+        after = sum(relaxed.values(), Counts())
+        fold_f1.append(Counts(after.tp - before.tp, after.fp - before.fp, after.fn - before.fn).f1)
+    return strict, relaxed, attached, fold_f1
+
+
+VOCABULARY: dict[str, str] = {}
+
+
+def learn(train: list[ChiaDocument], system: str) -> Lexicon:
+    if system == "naive":
+        return learn_lexicon(annotated_pairs(train), min_precision=0.0, min_head_count=10**9, learn_plain=False)
+    return learn_lexicon(annotated_pairs(train), vocabulary=VOCABULARY)
+
+
+def _row(name: str, strict: Counts, relaxed: Counts) -> str:
+    return (
+        f"| {name:<12} | {strict.precision:.3f} | {strict.recall:.3f} | {strict.f1:.3f} "
+        f"| {relaxed.precision:.3f} | {relaxed.recall:.3f} | {relaxed.f1:.3f} | {relaxed.tp + relaxed.fn:>5} |"
+    )
+
+
+def print_table(system: str, strict: dict, relaxed: dict, attached: dict, fold_f1: list[float]) -> None:
+    print(f"\n### {system}\n")
+    print("| type         | strict P | strict R | strict F1 | relaxed P | relaxed R | relaxed F1 | gold |")
+    print("|---|---|---|---|---|---|---|---|")
+    total_s, total_r = sum(strict.values(), Counts()), sum(relaxed.values(), Counts())
+    print(_row("micro", total_s, total_r))
+    for typ in DOMAIN_TYPES:
+        print(_row(typ, strict[typ], relaxed[typ]))
+    spread = pstdev(fold_f1) if len(fold_f1) > 1 else 0.0
+    folds = ", ".join(f"{f:.3f}" for f in fold_f1)
+    print(f"\nrelaxed micro-F1 per held-out fold: {folds}; mean {mean(fold_f1):.3f} ± {spread:.3f}")
+    for attr, (good, seen) in attached.items():
+        if seen and system != "naive":
+            print(f"\n{attr} attached on {good}/{seen} = {good / seen:.3f} of matched gold entities with a {attr}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("chia_dir", nargs="?", type=Path, default=DEFAULT_DIR)
+    parser.add_argument("--hint", type=Path, default=DEFAULT_DIR.parent / "hint" / "hint-trials.jsonl")
+    parser.add_argument("--folds", type=int, default=5)
+    parser.add_argument("--system", choices=("naive", "rules", "both"), default="both")
+    args = parser.parse_args(argv)
+    if not args.chia_dir.is_dir():
+        print(f"chia_cv: {args.chia_dir} not found (need the chia-dev folder of ../shared/data)", file=sys.stderr)
+        return 2
+    if args.hint.is_file():
+        VOCABULARY.update(hint_vocabulary(args.hint))
+    docs = read_chia_dir(args.chia_dir)
+    folds = folds_by_trial(docs, args.folds)
+    print(f"{len(docs)} documents, {len({d.nct_id for d in docs})} trials, {args.folds} folds split by trial")
+    for system in ("naive", "rules") if args.system == "both" else (args.system,):
+        started = time.perf_counter()
+        print_table(system, *evaluate(folds, system))
+        print(f"\n({system}: {time.perf_counter() - started:.1f}s)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,115 @@
+"""The `rules` backend: deterministic, offline entity extraction (the default with no API key).
+
+Each criterion's text is tagged by `tag_text` with the shipped lexicon (learned from Chia, see
+build_lexicon.py and the header of lexicon.tsv), and the results are shifted to absolute offsets
+into `record.source_text`. Text that belongs to a sub-criterion is tagged once, in the sub-criterion.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pipeline import __version__
+from pipeline.config import RunConfig
+from pipeline.extract import Extraction
+from pipeline.extract.rules.lexicon import Lexicon
+from pipeline.extract.rules.tagger import Tagged, tag_text
+from pipeline.schema import Criterion, Entity, Evidence, Provenance, Temporal, Trial, TrialRecord, Value
+
+LEXICON_PATH = Path(__file__).with_name("lexicon.tsv")
+RULES_VERSION = "rules-1"
+
+__all__ = ["Backend", "Tagged", "load_default_lexicon", "tag_text"]
+
+
+@lru_cache(maxsize=1)
+def load_default_lexicon() -> Lexicon:
+    """The shipped lexicon, read once per process."""
+    return Lexicon.load(LEXICON_PATH)
+
+
+def _entity(tagged: Tagged, criterion: Criterion, number: int) -> Entity:
+    shift = criterion.start
+    value = temporal = None
+    if tagged.value is not None:
+        v = tagged.value
+        value = Value(text=v.text, start=v.start + shift, end=v.end + shift, comparator=v.comparator,
+                      low=v.low, high=v.high, unit=v.unit)  # fmt: skip
+    if tagged.temporal is not None:
+        t = tagged.temporal
+        temporal = Temporal(text=t.text, start=t.start + shift, end=t.end + shift, direction=t.direction,
+                            anchor=t.anchor, min_days=t.min_days, max_days=t.max_days)  # fmt: skip
+    return Entity(
+        id=f"{criterion.id}.e{number}",
+        type=tagged.type,
+        text=tagged.text,
+        start=tagged.start + shift,
+        end=tagged.end + shift,
+        negated=tagged.negated,
+        value=value,
+        temporal=temporal,
+    )
+
+
+def _child_spans(criteria: list[Criterion]) -> dict[str, list[tuple[int, int]]]:
+    spans: dict[str, list[tuple[int, int]]] = {}
+    for criterion in criteria:
+        if criterion.parent is not None:
+            spans.setdefault(criterion.parent, []).append((criterion.start, criterion.end))
+    return spans
+
+
+def _copy_trial(trial: Trial) -> Trial:
+    """A deep copy of the metadata, 4x faster than `model_copy(deep=True)`: Evidence holds scalars."""
+
+    def copy(evidence: Evidence) -> Evidence:
+        return evidence.model_copy(deep=isinstance(evidence.value, list | dict))
+
+    update = {}
+    for name in Trial.model_fields:
+        item = getattr(trial, name)
+        if item is not None:
+            update[name] = [copy(e) for e in item] if isinstance(item, list) else copy(item)
+    return trial.model_copy(update=update)
+
+
+class Backend:
+    name = "rules"
+
+    def __init__(self, config: RunConfig, lexicon: Lexicon | None = None) -> None:
+        self.config = config
+        self.lexicon = lexicon or load_default_lexicon()
+
+    def provenance(self) -> Provenance:
+        return Provenance(backend=self.name, model=RULES_VERSION, pipeline_version=__version__)
+
+    def extract(self, record: TrialRecord) -> Extraction:
+        """A copy of `record` sharing nothing mutable with it, every criterion's entities filled.
+
+        Criteria hold only immutable fields besides `entities`, so fresh criteria plus a deep copy of
+        the small metadata parts is a deep copy, at a third of the cost of `model_copy(deep=True)`.
+        """
+        children = _child_spans(record.criteria)
+        criteria = [
+            criterion.model_copy(update={"entities": self._entities(criterion, children.get(criterion.id, []))})
+            for criterion in record.criteria
+        ]
+        copy = record.model_copy(
+            update={
+                "criteria": criteria,
+                "trial": _copy_trial(record.trial),
+                "warnings": list(record.warnings),
+                "source": record.source.model_copy(),
+                "annotation": record.annotation.model_copy() if record.annotation else None,
+                "provenance": self.provenance(),
+            }
+        )
+        return Extraction(record=copy)
+
+    def _entities(self, criterion: Criterion, inner: list[tuple[int, int]]) -> list[Entity]:
+        """Entities of one criterion, leaving text that belongs to its sub-criteria to them."""
+        found = tag_text(criterion.text, self.lexicon)
+        if inner:
+            found = [t for t in found if not any(s <= t.start + criterion.start < e for s, e in inner)]
+        return [_entity(t, criterion, n) for n, t in enumerate(found, 1)]

@@ -1,0 +1,78 @@
+"""Negation cues and their scope, NegEx-style but kept small (evals/GUIDELINE.md section 7).
+
+A cue ('no', 'not', 'without', 'free of', 'absence of', 'no history of', 'never', 'cannot', 'unable to',
+'lack of', 'except (for)', 'excluding', 'with the exception of', 'other than', 'unless', 'non-' on a
+state: 'non-pregnant') negates what follows it up to the end of its scope: the next ';', '.', ':', a
+closing bracket, a line break that starts a new item, or a scope-breaking word ('but', 'however',
+'although', 'which', 'who', 'if', 'with', 'whereas'), and at most `MAX_SCOPE` characters.
+A post-cue ('is absent', 'was excluded', 'ruled out') negates the few words before it.
+'not only', 'no longer', 'not necessarily', 'not limited to' and 'no change' are not negations.
+'negative' is a test result (a Value, GUIDELINE section 5; Chia does the same), never a negation cue,
+so 'negative for HIV' leaves HIV un-negated with the value 'negative'.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from pipeline.extract.rules.lexicon import lower_ascii, starts_word
+
+MAX_SCOPE = 80
+PRE_CUES = re.compile(
+    r"(?:no\s+(?:known\s+|prior\s+|previous\s+|current\s+|active\s+|evidence\s+of\s+|history\s+of\s+|signs?\s+of\s+)*"
+    r"(?!longer\b|change\b|more\s+than\b|less\s+than\b|greater\s+than\b)"
+    r"|not(?!\s+(?:only|necessarily|limited|restricted|more\s+than|less\s+than|greater\s+than|exceed))"
+    r"(?:\s+have|\s+be|\s+been|\s+had)?"
+    r"|n't|cannot|unable\s+to|without|free\s+(?:of|from)|absence\s+of|lack\s+of|never|denies|denied|"
+    r"rule[sd]?\s+out|none\s+of|neither|nor|except(?:\s+for)?|excluding|with\s+the\s+exception\s+of|"
+    r"other\s+than|unless|non-?(?=pregnant|nursing|lactating|breast|smok))\b"
+)  # patterns run on lower_ascii() text
+POST_CUES = re.compile(r"(?:\s+(?:is|was|are|were|be|been)\s+)?(?:absent|excluded|ruled\s+out)\b")
+POST_WORDS = re.compile(r"absent|excluded|ruled\s+out")
+NEXT_WORD = re.compile(r"[a-z-]*")
+SCOPE_END = re.compile(r"[;.:)\]]|\n(?!\s*[a-z(])|\b(?:but|however|although|which|who|if|with|whereas)\b")
+
+
+@dataclass(slots=True)
+class NegationScope:
+    cue_start: int
+    cue_end: int
+    start: int
+    end: int
+
+    def covers(self, start: int, end: int) -> bool:
+        return self.start <= start and end <= self.end
+
+
+def _forward_scope(low: str, cue_end: int) -> int:
+    limit = min(len(low), cue_end + MAX_SCOPE)
+    stop = SCOPE_END.search(low, cue_end, limit)
+    return stop.start() if stop else limit
+
+
+def find_negations(text: str, lowered: str | None = None) -> list[NegationScope]:
+    """Cue spans with the text range each one negates (offsets into `text`; `lowered` as in find_values)."""
+    low = lowered or lower_ascii(text)
+    scopes = []
+    for cue in PRE_CUES.finditer(low):
+        if not (starts_word(low, cue.start()) or low.startswith("n't", cue.start())):
+            continue
+        if low.startswith("non", cue.start()):  # 'non-pregnant': the state word only
+            end = NEXT_WORD.match(low, cue.end()).end()
+        else:
+            end = _forward_scope(low, cue.end())
+        scopes.append(NegationScope(cue.start(), cue.end(), cue.end(), end))
+    if not POST_WORDS.search(low):
+        return scopes
+    for cue in POST_CUES.finditer(low):
+        back = max(0, cue.start() - 40)
+        breaks = [m.end() for m in re.finditer(r"[;,.(\n]|\band\b|\bor\b", text[back : cue.start()])]
+        start = back + breaks[-1] if breaks else back
+        scopes.append(NegationScope(cue.start(), cue.end(), start, cue.start()))
+    return scopes
+
+
+def is_negated(start: int, end: int, scopes: list[NegationScope]) -> bool:
+    """True if the span lies inside a negation scope or is itself a negated phrase."""
+    return any(scope.covers(start, end) for scope in scopes)

@@ -1,0 +1,287 @@
+"""Tag one plain string: entities of the 8 Chia domain types with values, time windows and negation.
+
+Steps, each a small function:
+1. phrase lookup: greedy longest match of token n-grams against `Lexicon.phrases` (one dict hit per word);
+2. heads: words that are usually inside an entity ("carcinoma", "inhibitor") extend or create spans, plus
+   suffix morphology for words never seen in training ("-itis" Condition, "-ectomy" Procedure, "-mab" Drug);
+   adjacent words join into one span unless two lexicon phrases of different types meet, and the last
+   word (the head) decides the type: "renal biopsy" is a Procedure;
+3. context rules: age/sex words are a Person; a Procedure/Observation name followed by a threshold is a
+   Measurement; an intervention head ("therapy", "surgery") makes a Procedure; a threshold right after
+   unknown words makes them a Measurement ("IgG<4g/L"); an age phrase with no age word is itself the
+   Person ("18 to 75 years old"); nothing inside a numeric time window is an entity;
+4. attachments (evals/GUIDELINE.md sections 5-7): the nearest value in the clause goes to a Measurement,
+   Person or Observation (qualitative results to Measurements only, doses to Drugs); a time window with a
+   length anywhere in the clause, else the nearest bare cue ("History of"); negation scopes set `negated`.
+Offsets are into the input string; `Backend` shifts them to `record.source_text`.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, replace
+
+from pipeline.extract.rules.lexicon import STOPWORDS, Lexicon, Token, lower_ascii, tokenize
+from pipeline.extract.rules.negation import find_negations, is_negated
+from pipeline.extract.rules.temporal import TemporalMatch, find_temporals
+from pipeline.extract.rules.values import DOSE_UNITS, ValueMatch, find_values
+
+HEAD_RUN_MAX = 5
+VALUE_GAP = 25
+TEMPORAL_GAP = 60
+WINDOW_GAP = 150
+VALUE_TYPES = frozenset({"Measurement", "Person", "Observation", "Drug"})  # Drug: doses only
+PERSON_WORDS = frozenset(
+    """
+    age aged ages old year female male females males woman women man men child
+    children adult adults boy boys girl girls infant infants adolescent adolescents gender sex
+    """.split()  # noqa: SIM905
+)
+PROCEDURE_HEADS = frozenset(
+    """
+    therapy therapie treatment surgery transplantation transplant resection procedure implantation
+    intervention biopsy dialysis vaccination immunization radiotherapy chemotherapy irradiation
+    """.split()  # noqa: SIM905
+)
+NOT_MEASUREMENT_AFTER = frozenset(["age", "aged", "old", "year", "years"])
+AGE_PHRASE = re.compile(r"(?:old|of age|older|younger)$", re.IGNORECASE)
+CLAUSE_BREAK = re.compile(r";|\.\s|\n(?!\s*[a-z(])")  # a line break before lower case is a wrapped line
+
+
+@dataclass(slots=True)
+class Tagged:
+    """One entity found in a plain string (offsets into that string)."""
+
+    start: int
+    end: int
+    type: str
+    text: str
+    negated: bool = False
+    value: ValueMatch | None = None
+    temporal: TemporalMatch | None = None
+
+
+def _phrase_matches(tokens: list[Token], lexicon: Lexicon) -> list[tuple[int, int, str]]:
+    """(first token, last token + 1, type) of greedy longest phrase matches."""
+    trie, count = lexicon.trie(), len(tokens)
+    found = []
+    i = 0
+    while i < count:
+        key = tokens[i][2]
+        entry, longest, j = trie.get(key), None, i + 1
+        while entry is not None:
+            if entry[0] is not None:
+                longest = (j, entry[0])
+            if not entry[1] or j >= count:
+                break
+            key = f"{key} {tokens[j][2]}"
+            entry, j = trie.get(key), j + 1
+        if longest:
+            found.append((i, *longest))
+            i = longest[0]
+        else:
+            i += 1
+    return found
+
+
+def _head_matches(
+    tokens: list[Token], phrases: list[tuple[int, int, str]], lexicon: Lexicon
+) -> list[tuple[int, int, str]]:
+    """Merge phrase matches with adjacent head tokens of the same type; add runs of head tokens."""
+    typed: list[str | None] = [None] * len(tokens)
+    group = [-1] * len(tokens)
+    for g, (a, b, typ) in enumerate(phrases):
+        typed[a:b] = [typ] * (b - a)
+        group[a:b] = [g] * (b - a)
+    word_type = lexicon.word_type
+    for k, (_, _, norm) in enumerate(tokens):
+        if typed[k] is None:
+            typed[k] = word_type(norm)
+    spans: list[tuple[int, int, str]] = []
+    k = 0
+    while k < len(tokens):
+        if typed[k] is None:
+            k += 1
+            continue
+        end, typ = k + 1, typed[k]
+        while end < len(tokens) and typed[end] is not None and end - k < HEAD_RUN_MAX + 3 and _joinable(
+            tokens, end, group
+        ):
+            if typed[end] != typ and group[end - 1] != -1 and group[end] != -1:
+                break
+            typ = typed[end]  # a lone modifier word takes the type of the head after it: 'renal biopsy'
+            end += 1
+        spans.append((k, end, typ))
+        k = end
+    return spans
+
+
+def _joinable(tokens: list[Token], k: int, group: list[int]) -> bool:
+    """Token k continues the previous span: same phrase, or adjacent words separated by space/hyphen."""
+    if group[k] != -1 and group[k] == group[k - 1]:
+        return True
+    gap = tokens[k][0] - tokens[k - 1][1]
+    return gap <= 1 and tokens[k - 1][2] not in ",;()" and tokens[k][2] not in ",;()"
+
+
+def _value_after(end: int, text: str, values: list[ValueMatch]) -> ValueMatch | None:
+    """The first value starting shortly after `end` with no clause break in between."""
+    for value in values:
+        if value.start >= end and value.start - end <= VALUE_GAP and not CLAUSE_BREAK.search(text[end : value.start]):
+            return value
+    return None
+
+
+def _qualifies(value: ValueMatch) -> bool:
+    """A threshold that can qualify a measurement: not a duration, not a count like 'at least one'."""
+    if value.is_duration:
+        return False
+    if value.unit is None:
+        return value.comparator != "=" and value.text[-1].isdigit()
+    return True
+
+
+def _context_type(words: list[Token], typ: str, value: ValueMatch | None) -> str:
+    """Retype by context: age/sex words are Person; a test name followed by a threshold is a Measurement;
+    a span whose head (last word) names an intervention is a Procedure ('hormone therapy')."""
+    if words[-1][2] in PROCEDURE_HEADS and typ in ("Drug", "Condition"):
+        return "Procedure"
+    if typ in ("Person", "Measurement", "Observation") and any(w[2] in PERSON_WORDS for w in words):
+        return "Person"
+    if value is not None and _qualifies(value) and typ in ("Procedure", "Observation"):
+        return "Measurement"
+    return typ
+
+
+def _orphan_measurements(
+    text: str, tokens: list[Token], spans: list[tuple[int, int, str]], values: list[ValueMatch]
+) -> list[tuple[int, int, str]]:
+    """A threshold right after unrecognised words ('IgG<4g/L'): up to 3 content words before it."""
+    added = []
+    for value in values:
+        if not _qualifies(value) or any(end <= value.start and value.start - end <= 3 for _, end, _ in spans):
+            continue
+        words: list[Token] = []
+        for token in reversed([t for t in tokens if t[1] <= value.start]):
+            _, end, norm = token
+            if (words and words[0][0] - end > 1) or (not words and value.start - end > 3):
+                break
+            if not norm.isalnum() or norm in STOPWORDS or norm.isdigit():
+                break
+            words.insert(0, token)
+            if len(words) == 3:
+                break
+        if words and not {w[2] for w in words} & NOT_MEASUREMENT_AFTER:
+            added.append((words[0][0], words[-1][1], "Measurement"))
+    return added
+
+
+def _nearest(start: int, end: int, items: list, text: str, gap: int) -> object | None:
+    """The item closest to the span start:end in the same clause, within `gap` characters."""
+    best, best_gap = None, gap + 1
+    for item in items:
+        if item.start >= end:
+            distance, between = item.start - end, (end, item.start)
+        elif item.end <= start:
+            distance, between = start - item.end, (item.end, start)
+        else:
+            continue
+        if distance < best_gap and not CLAUSE_BREAK.search(text, *between):
+            best, best_gap = item, distance
+    return best
+
+
+def _usable_values(values: list[ValueMatch]) -> dict[str, list[ValueMatch]]:
+    """Values each entity type may carry: results ('positive') go to Measurements only, doses to Drugs."""
+    values = [v for v in values if v.unit is not None or v.comparator is None or _qualifies(v)]
+    thresholds = [v for v in values if v.comparator is not None]
+    return {
+        "Measurement": values,
+        "Person": thresholds,
+        "Observation": thresholds,
+        "Drug": [v for v in values if v.unit in DOSE_UNITS],
+    }
+
+
+def _value_for(start: int, end: int, typ: str, text: str, usable: dict[str, list[ValueMatch]]) -> ValueMatch | None:
+    value = _nearest(start, end, usable[typ], text, VALUE_GAP)
+    if value is not None and typ == "Person" and value.unit is None:
+        return replace(value, unit="years")  # ages are in years unless the text says otherwise
+    return value
+
+
+def _attach(
+    text: str,
+    lowered: str,
+    spans: list[tuple[int, int, str]],
+    values: list[ValueMatch],
+    temporals: list[TemporalMatch],
+) -> list[Tagged]:
+    """Each entity takes the nearest value it may carry and a time window in its clause.
+
+    A window with a length anywhere in the clause wins over a nearer bare cue ('History of').
+    """
+    negations = find_negations(text, lowered)
+    usable = _usable_values(values) if values else None
+    windows = [t for t in temporals if t.min_days is not None or t.max_days is not None]
+    out = []
+    for start, end, typ in spans:
+        value = _value_for(start, end, typ, text, usable) if usable and typ in VALUE_TYPES else None
+        temporal = None
+        if temporals:
+            temporal = _nearest(start, end, windows, text, WINDOW_GAP) or _nearest(
+                start, end, temporals, text, TEMPORAL_GAP
+            )
+        negated = bool(negations) and is_negated(start, end, negations)
+        out.append(Tagged(start, end, typ, text[start:end], negated, value, temporal))
+    return out
+
+
+def _age_phrases(spans: list[tuple[int, int, str]], values: list[ValueMatch]) -> list[tuple[int, int, str]]:
+    """'18 to 75 years old' with no age word near it: the phrase itself is the Person (GUIDELINE 5)."""
+    added = []
+    for value in values:
+        if value.unit != "years" or not AGE_PHRASE.search(value.text):
+            continue
+        if not any(typ == "Person" and abs(value.start - e) <= VALUE_GAP for _, e, typ in spans):
+            added.append((value.start, value.end, "Person"))
+    return added
+
+
+def gazetteer_matches(text: str, lexicon: Lexicon) -> list[Tagged]:
+    """Phrase lookup alone (the naive baseline of evals/chia_cv.py): no heads, context or attachments."""
+    tokens = tokenize(text)
+    found = []
+    for a, b, typ in _phrase_matches(tokens, lexicon):
+        start, end = tokens[a][0], tokens[b - 1][1]
+        found.append(Tagged(start, end, typ, text[start:end]))
+    return found
+
+
+def _typed_spans(
+    text: str, tokens: list[Token], lexicon: Lexicon, values: list[ValueMatch], temporals: list[TemporalMatch]
+) -> list[tuple[int, int, str]]:
+    """Lexicon and head spans with their type decided in context; none inside a numeric time window."""
+    in_time = [(t.start, t.end) for t in temporals if t.min_days is not None or t.max_days is not None]
+    spans = []
+    for a, b, typ in _head_matches(tokens, _phrase_matches(tokens, lexicon), lexicon):
+        start, end = tokens[a][0], tokens[b - 1][1]
+        if in_time and any(s <= start and end <= e for s, e in in_time):
+            continue
+        value = _value_after(end, text, values) if values else None
+        spans.append((start, end, _context_type(tokens[a:b], typ, value)))
+    return spans
+
+
+def tag_text(text: str, lexicon: Lexicon) -> list[Tagged]:
+    """All domain entities in `text`, sorted by offset, with value/temporal/negation attached."""
+    tokens = tokenize(text)
+    lowered = lower_ascii(text)
+    values = find_values(text, lowered)
+    temporals = find_temporals(text, lowered)
+    spans = _typed_spans(text, tokens, lexicon, values, temporals)
+    if values:
+        spans += _orphan_measurements(text, tokens, spans, values)
+        spans += _age_phrases(spans, values)
+    spans.sort()
+    return _attach(text, lowered, spans, values, temporals)

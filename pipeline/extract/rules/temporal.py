@@ -1,0 +1,192 @@
+"""Find time windows ('within 4 weeks prior to screening') and normalise them to days.
+
+Conventions (evals/GUIDELINE.md section 6; the `Temporal` schema):
+- days: day 1, week 7, month 30, year 365 (hours count as 1/24 day).
+- anchors: now (the default when the text names none), screening, enrollment ('study entry', 'registration',
+  'inclusion', 'joining the group'), first_dose ('first dose/treatment/administration', 'start of study
+  treatment', 'Day 0', 'Day 1', 'study drug'), randomization, consent, diagnosis, baseline, last_dose,
+  study ('during the study'), surgery.
+- windows:
+  'within N U [prior to|before|of] A', 'N U before A'   -> before A 0 N
+  'in/during/over the past|last|previous N U'          -> before now 0 N
+  'at least|more than N U before A', 'more than N U ago' -> before A N -
+  'at least N U after X' (X is over: an unnamed event)  -> before now N -
+  'within N U after A', 'N U after A'                  -> after A 0 N
+  'for (at least|more than) N U [prior to A]'          -> during now|A N -   (a duration)
+  'prior to/before A' (no number) -> before A - -;  'at A' -> during A - -;  'during the study' -> during study - -
+  'history of', 'previous(ly)', 'prior', 'past', 'ever', 'has had', 'underwent' -> before now - -
+  'current(ly)', 'concurrent', 'active', 'concomitant', 'ongoing' -> during now - -
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from pipeline.extract.rules.lexicon import lower_ascii
+from pipeline.extract.rules.values import NUM, number_windows, parse_number
+
+UNIT_DAYS = {"year": 365.0, "month": 30.0, "week": 7.0, "day": 1.0, "hour": 1 / 24}
+_UNIT = r"(?P<unit>years?|yrs?|months?|mos?|weeks?|wks?|days?|hours?|hrs?)\b"
+_NUMBER = rf"(?P<num>{NUM}|a|an|one)"
+
+_STUDY_THING = r"(?:the\s+)?(?:study\s+)?(?:drug|treatment|medication|intervention|therapy|dosing)"
+ANCHORS: list[tuple[str, str]] = [
+    (r"(?:the\s+)?screening(?:\s+visit)?", "screening"),
+    (r"joining\s+the\s+group|(?:entering|entry\s+into)\s+(?:the|this)\s+(?:study|trial)|(?:the\s+)?(?:study\s+)?"
+     r"(?:entry|enrol?lment|registration|inclusion|admission)(?:\s+(?:in|into)\s+(?:the|this)\s+(?:study|trial))?",
+     "enrollment"),
+    (r"(?:the\s+)?(?:planned\s+)?(?:first|1st|initial)\s+(?:study\s+)?(?:dose|administration|treatment|infusion|"
+     rf"injection|dosing)(?:\s+of\s+{_STUDY_THING})?|(?:the\s+)?(?:start|initiation|beginning)\s+of\s+{_STUDY_THING}|"
+     rf"starting\s+{_STUDY_THING}|(?:cycle\s+1,?\s+|study\s+)?day\s+[01]\b|"
+     r"(?:the\s+)?study\s+(?:drug|treatment|medication)(?:\s+administration)?", "first_dose"),
+    (r"(?:the\s+)?randomi[sz]ation", "randomization"),
+    (r"(?:the\s+)?diagnosis", "diagnosis"),
+    (r"(?:signing\s+(?:of\s+)?(?:the\s+)?)?(?:written\s+)?informed\s+consent|(?:the\s+)?consent", "consent"),
+    (rf"(?:the\s+)?(?:last|final)\s+dose(?:\s+of\s+{_STUDY_THING})?", "last_dose"),
+    (r"(?:the\s+)?baseline(?:\s+visit)?", "baseline"),
+    (r"visit\s+\d+", "visit_"),
+    (r"(?:the\s+)?surgery|(?:the\s+)?operation", "surgery"),
+]  # fmt: skip
+_ANCHOR = "(?:" + "|".join(f"(?P<a{i}>{pattern})" for i, (pattern, _) in enumerate(ANCHORS)) + ")"
+_BEFORE = r"(?P<before>prior\s+(?:to|of)|before|preceding|previous\s+to)"
+_BEFORE_OF = r"(?P<before>prior\s+(?:to|of)|before|preceding|of|previous\s+to|from)"
+_AFTER = r"(?P<after>after|following|since)"
+_REL = rf"(?:\s+(?:{_BEFORE_OF}|{_AFTER})(?:\s*(?:the\s+)?(?:signing\s+of\s+)?{_ANCHOR})?)?"
+_AT_LEAST = r"(?P<least>at\s+least|more\s+than|greater\s+than|over|a\s+minimum\s+of|≥|>=|>)"
+_AT_MOST = r"(?P<most>less\s+than|up\s+to|no\s+more\s+than|at\s+most|≤|<=|<)"
+
+TRIGGERS = {
+    "within": ("within",), "past": ("last", "past", "previous", "preceding", "prior"), "for": ("for",),
+    "offset": ("before", "prior", "preceding", "previous", "after", "following", "since"), "ago": ("ago",),
+    "since": ("after", "since", "following"),
+    "anchored": ("screening", "entry", "enrol", "registration", "inclusion", "admission", "joining", "entering",
+                 "first", "1st", "initial", "start", "initiation", "beginning", "day", "study", "randomi", "diagnosis",
+                 "consent", "informed", "last", "final", "baseline", "visit", "surgery", "operation"),  # anchor words
+    "study": ("study", "trial", "dosing"),
+    "history": ("history", "previous", "prior", "past", "ever", "has", "underwent", "recent"),
+    "current": ("current", "concurrent", "active", "concomitant", "ongoing", "presently"),
+}  # fmt: skip
+_ALL_TRIGGERS = sorted({w for ws in TRIGGERS.values() for w in ws}, key=len, reverse=True)
+TRIGGER_WORDS = re.compile(r"\b(?:" + "|".join(_ALL_TRIGGERS) + ")")  # which patterns are worth running
+_LAST = r"(?:last|past|previous|preceding|prior)"
+_AMOUNT = rf"{_NUMBER}\s*{_UNIT}"
+_BOUNDED = rf"(?:{_AT_LEAST}\s*|{_AT_MOST}\s*)?{_AMOUNT}"
+_TO_ANCHOR = rf"\s+(?:{_BEFORE}|{_AFTER})\s+(?:the\s+)?(?:signing\s+of\s+)?{_ANCHOR}"
+
+
+def _word_start(pattern: str) -> re.Pattern:
+    """Compile for lower_ascii() text; the look-behind makes positions inside words fail at once."""
+    return re.compile(r"(?<![a-z0-9])" + pattern)
+
+
+PATTERNS: list[tuple[str, re.Pattern]] = [
+    ("within", re.compile(rf"within\s+(?:the\s+)?(?:{_LAST}\s+)?{_AMOUNT}{_REL}")),  # also glued: 'infectionwithin'
+    ("past", _word_start(rf"(?:(?:in|during)(?:\s+the)?|(?:over|for)\s+the)\s+{_LAST}\s+{_AMOUNT}{_REL}")),
+    ("for", _word_start(rf"for\s+(?:{_AT_LEAST}\s+|{_AT_MOST}\s+)?{_AMOUNT}(?:\s+or\s+(?:more|longer))?{_REL}")),
+    ("offset", _word_start(rf"{_BOUNDED}{_TO_ANCHOR}")),
+    ("ago", _word_start(rf"{_BOUNDED}\s+ago\b")),
+    ("since", _word_start(rf"{_AT_LEAST}\s*{_AMOUNT}\s+(?:after|since|following)\b")),
+    ("anchored", _word_start(rf"(?:{_BEFORE}|{_AFTER}|(?P<at>at(?:\s+the\s+time\s+of)?|during))\s+(?:the\s+)?"
+                             rf"{_ANCHOR}")),
+    ("study", _word_start(r"(?:(?:at\s+any\s+time\s+)?during|throughout)\s+(?:the\s+)?(?:participation\s+in\s+the\s+)?"
+                          r"(?:study|trial|dosing)(?:\s+(?:treatment\s+)?(?:period|interval))?\b")),
+    ("history", _word_start(r"(?:(?:history\s+of|past|previous|prior)\s+or\s+current(?:ly)?|"
+                            r"current(?:ly)?\s+or\s+(?:past|previous|prior|history\s+of)|"
+                            r"(?:a\s+)?(?:(?:past|prior|previous)\s+)?(?:medical\s+)?history\s+of|previous(?:ly)?|"
+                            r"prior(?!\s+to)|past|ever|has\s+had|underwent|has\s+undergone|recent(?:ly)?)\b")),
+    ("current", _word_start(r"(?:current(?:ly)?|concurrent(?:ly)?|active|concomitant|ongoing|presently)\b")),
+]
+
+
+@dataclass(slots=True)
+class TemporalMatch:
+    start: int
+    end: int
+    text: str
+    direction: str | None
+    anchor: str | None
+    min_days: float | None
+    max_days: float | None
+
+
+def _days(match: re.Match) -> float | None:
+    if match.groupdict().get("num") is None:
+        return None
+    raw = match.group("num").lower()
+    number = 1.0 if raw in ("a", "an") else parse_number(raw)
+    unit = match.group("unit").lower().rstrip("s")
+    unit = {"yr": "year", "mo": "month", "wk": "week", "hr": "hour"}.get(unit, unit)
+    return round(number * UNIT_DAYS[unit], 4)
+
+
+_ANCHOR_GROUPS = [(f"a{i}", name) for i, (_, name) in enumerate(ANCHORS)]
+
+
+def _anchor(match: re.Match) -> str | None:
+    groups = match.groupdict()
+    for group, name in _ANCHOR_GROUPS:
+        text = groups.get(group)
+        if text is not None:
+            return name + text.split()[-1] if name == "visit_" else name
+    return None
+
+
+def _window(kind: str, match: re.Match) -> tuple[str | None, float | None, float | None]:
+    """(direction, min_days, max_days) for one pattern kind."""
+    groups = match.groupdict()
+    days = _days(match)
+    direction = "after" if groups.get("after") is not None else "before"
+    if kind in ("within", "past"):
+        return direction, 0.0, days
+    if kind == "for":
+        if groups.get("most"):  # 'for up to 4 weeks before randomization': a window
+            return direction, 0.0, days
+        return "during", days, None
+    if kind in ("offset", "ago"):
+        if groups.get("least"):
+            return direction, days, None
+        return direction, 0.0, days
+    if kind == "since":
+        return "before", days, None
+    if kind == "anchored":
+        return ("during" if groups.get("at") else direction), None, None
+    if kind == "history":
+        return "before", None, None
+    return "during", None, None
+
+
+NUMBERED = frozenset({"within", "past", "for", "offset", "ago", "since"})
+
+
+def _finditer(kind: str, pattern: re.Pattern, lowered: str) -> list[re.Match]:
+    """Matches of one pattern; patterns that need a number only look near numbers."""
+    if kind not in NUMBERED:
+        return list(pattern.finditer(lowered))
+    return [m for start, end in number_windows(lowered) for m in pattern.finditer(lowered, start, end)]
+
+
+def find_temporals(text: str, lowered: str | None = None) -> list[TemporalMatch]:
+    """Every time expression in `text`, non-overlapping, earlier patterns winning ties.
+
+    `lowered` is `lower_ascii(text)` when the caller already has it.
+    """
+    taken: list[tuple[int, int]] = []
+    found: list[TemporalMatch] = []
+    lowered = lowered or lower_ascii(text)
+    present = set(TRIGGER_WORDS.findall(lowered))
+    for kind, pattern in PATTERNS:
+        if present.isdisjoint(TRIGGERS[kind]):
+            continue
+        for match in _finditer(kind, pattern, lowered):
+            start, end = match.span()
+            if any(start < e and s < end for s, e in taken):
+                continue
+            direction, low, high = _window(kind, match)
+            anchor = _anchor(match)
+            if kind in ("within", "past", "for") and anchor is None:  # drop a dangling "prior to"
+                end = match.end("unit")
+            anchor = "study" if kind == "study" else anchor or "now"
+            taken.append((start, end))
+            found.append(TemporalMatch(start, end, text[start:end], direction, anchor, low, high))
+    return sorted(found, key=lambda t: t.start)
