@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import importlib
 import json
+import os
 import sys
-from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -44,19 +44,28 @@ def run(
     temperature: Annotated[float | None, typer.Option()] = None,
     seed: Annotated[int | None, typer.Option()] = None,
     max_tokens: Annotated[int | None, typer.Option()] = None,
+    top_p: Annotated[float | None, typer.Option()] = None,
     cache_dir: Annotated[str | None, typer.Option(help="Model-call cache location.")] = None,
     offline: Annotated[bool, typer.Option("--offline", help="Replay cached model calls only.")] = False,
     refresh: Annotated[bool, typer.Option("--refresh", help="Ignore cached answers, store new ones.")] = False,
     no_cache: Annotated[bool, typer.Option("--no-cache", help="Neither read nor write the cache.")] = False,
     concurrency: Annotated[int | None, typer.Option(help="Documents in flight at once.")] = None,
+    requests_per_minute: Annotated[float | None, typer.Option(help="Client-side limit on model requests.")] = None,
+    tokens_per_minute: Annotated[float | None, typer.Option(help="Client-side limit on model tokens.")] = None,
+    shard: Annotated[str | None, typer.Option(help="Process only shard i of n (e.g. 2/8), split by doc id.")] = None,
     id_field: Annotated[str | None, typer.Option(help="Table column holding the document id.")] = None,
     text_field: Annotated[str | None, typer.Option(help="Table column holding the criteria text.")] = None,
     max_bytes: Annotated[int | None, typer.Option(help="Largest input file accepted.")] = None,
     config_file: Annotated[Path | None, typer.Option("--config", help="TOML settings file.")] = None,
 ) -> None:
-    """Structure every input document into OUTDIR/records.jsonl (errors.jsonl, manifest.json beside it)."""
+    """Structure every input document into OUTDIR/records.jsonl (errors.jsonl, manifest.json beside it).
+
+    Rerunning into the same OUTDIR with the same settings skips the documents already done.
+    """
+    from pipeline.cache import CacheError
     from pipeline.config import build_config
     from pipeline.extract import BackendError, resolve_backend_name
+    from pipeline.run import RunError, Shard
     from pipeline.run import run as run_batch
 
     err = Console(stderr=True)
@@ -67,20 +76,36 @@ def run(
     flags["cache_mode"] = modes[0] if modes else None
     try:
         config = build_config(flags, config_file)
+        part = Shard.parse(shard) if shard else None
     except (ValueError, OSError) as exc:
         _fail(err, str(exc))
     err.print(f"backend: [bold]{resolve_backend_name(config)}[/bold]"
               + (" (auto)" if config.backend == "auto" else ""))
     try:
-        result = _with_progress(err, lambda progress: run_batch(inputs, outdir, config, progress=progress))
-    except BackendError as exc:
+        result = run_batch(inputs, outdir, config, shard=part, show_progress=True)
+    except (BackendError, CacheError, RunError) as exc:
         _fail(err, str(exc))
+    except KeyboardInterrupt:
+        _error_line("aborted; finished documents are saved, rerun the same command to resume")
+        sys.stderr.flush()
+        os._exit(130)  # do not wait for the model calls still in flight
     _summary(err, result, outdir)
+    if result.interrupted:
+        _error_line(f"interrupted: {result.finished} of {result.documents} documents are "
+                    f"done and saved; rerun the same command to resume")
+        raise typer.Exit(130)
+    if result.offline_missing:
+        names = ", ".join(f.doc_id or f.path for f in result.offline_missing[:10])
+        more = f" and {len(result.offline_missing) - 10} more" if len(result.offline_missing) > 10 else ""
+        _error_line(f"--offline: {len(result.offline_missing)} document(s) need model calls that are not cached: "
+                    f"{names}{more}; record them by rerunning this command without --offline, or import a "
+                    "recording with `trialstruct cache import FILE.jsonl`")
     raise typer.Exit(1 if result.failures else 0)
 
 
 _CONFIG_FLAGS = {"backend", "model", "base_url", "api_key", "model_path", "timeout", "temperature", "seed",
-                 "max_tokens", "cache_dir", "concurrency", "id_field", "text_field", "max_bytes"}
+                 "max_tokens", "top_p", "cache_dir", "concurrency", "requests_per_minute", "tokens_per_minute",
+                 "id_field", "text_field", "max_bytes"}
 
 
 def _fail(err: Console, message: str) -> None:
@@ -93,26 +118,20 @@ def _error_line(message: str) -> None:
     sys.stderr.write(f"error: {' '.join(message.split())}\n")
 
 
-def _with_progress(err: Console, work: Callable[[Callable[[int, int], None]], RunResult]) -> RunResult:
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-    with Progress(TextColumn("structuring"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                  console=err, transient=True) as bar:
-        task = bar.add_task("run", total=None)
-        return work(lambda done, total: bar.update(task, completed=done, total=total))
-
-
 def _summary(err: Console, result: RunResult, outdir: Path) -> None:
     from rich.table import Table
 
     table = Table(title="trialstruct run", show_header=False)
+    counts = result.counts
     rows = [
         ("backend", result.backend),
-        ("records", str(len(result.records))),
+        ("records", f"{counts.records} ({result.resumed} resumed)" if result.resumed else str(counts.records)),
         ("errors", str(len(result.failures))),
-        ("criteria", str(result.criteria)),
-        ("entities", str(result.entities)),
-        ("warnings", str(sum(len(r.warnings) for r in result.records))),
+        ("criteria", str(counts.criteria)),
+        ("entities", str(counts.entities)),
+        ("warnings", str(counts.warnings)),
+        ("model calls", f"{result.usage.calls} ({result.cache_hits} cache hits)"),
+        ("tokens", str(result.usage.prompt_tokens + result.usage.completion_tokens)),
         ("seconds", f"{result.seconds:.2f}"),
         ("output", str(outdir)),
     ]
@@ -123,6 +142,24 @@ def _summary(err: Console, result: RunResult, outdir: Path) -> None:
         _error_line(failure.line())
     if len(result.failures) > 20:
         err.print(f"... and {len(result.failures) - 20} more in {outdir / 'errors.jsonl'}")
+
+
+@app.command()
+def merge(
+    parts: Annotated[list[Path], typer.Argument(help="Output directories of `run --shard i/n`, one per shard.")],
+    outdir: Annotated[Path, typer.Option("-o", "--outdir", help="Output directory for the merged run.")],
+) -> None:
+    """Combine shard outputs into the output one unsharded run would have written."""
+    from pipeline.run import RunError
+    from pipeline.run.merge import merge as merge_parts
+
+    err = Console(stderr=True)
+    try:
+        manifest = merge_parts(parts, outdir)
+    except RunError as exc:
+        _fail(err, str(exc))
+    counts = manifest["counts"]
+    err.print(f"merged {len(parts)} shards: {counts['records']} records, {counts['errors']} errors -> {outdir}")
 
 
 @app.command()

@@ -43,7 +43,7 @@ def test_inexact_value_span_is_rejected() -> None:
     record = _record()
     data = record.model_dump()
     data["criteria"][0]["entities"][0]["value"]["start"] += 1
-    with pytest.raises(ValidationError, match="entity inc-1.e1 value"):
+    with pytest.raises(ValidationError, match=r"entity inc-1\.e1 value"):
         TrialRecord.model_validate(data)
 
 

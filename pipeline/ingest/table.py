@@ -72,8 +72,7 @@ def _jsonl_rows(path: Path, text: str) -> Iterator[tuple[int, dict[str, Any] | I
 def _csv_rows(path: Path, text: str) -> Iterator[tuple[int, dict[str, Any] | IngestError]]:
     reader = csv.DictReader(io.StringIO(text, newline=""))
     try:
-        for number, row in enumerate(reader, start=1):
-            yield number, row
+        yield from enumerate(reader, start=1)
     except csv.Error as exc:
         yield reader.line_num, IngestError(f"{path}:{reader.line_num}", f"malformed CSV: {exc}")
 

@@ -1,0 +1,169 @@
+"""What a run writes: records, errors, positions, cache keys and the manifest, each atomically.
+
+OUTDIR/records.jsonl   one TrialRecord a line, in input order (byte-identical on reruns)
+OUTDIR/errors.jsonl    one line per input that failed, with the stage and a one-line reason
+OUTDIR/manifest.json   versions, backend, configuration (no secrets), counts, usage, cache, timings
+OUTDIR/positions.json  each output line's position among all inputs (lets `merge` interleave shards)
+OUTDIR/cache-keys.txt  the model-cache entries the records came from (`cache export --for OUTDIR`)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import uuid
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pipeline import __version__
+from pipeline.extract import Usage
+from pipeline.schema import SCHEMA_VERSION
+
+if TYPE_CHECKING:
+    from pipeline.run.journal import Journal
+    from pipeline.run.runner import Planned
+
+RECORDS = "records.jsonl"
+ERRORS = "errors.jsonl"
+MANIFEST = "manifest.json"
+POSITIONS = "positions.json"
+KEYS_FILE = "cache-keys.txt"
+
+
+class RunError(Exception):
+    """The run cannot start or its outputs cannot be combined (one-line message for the user)."""
+
+
+@dataclass
+class Failure:
+    path: str
+    stage: str
+    error: str
+    doc_id: str | None = None
+
+    def line(self) -> str:
+        name = f"{self.path} ({self.doc_id})" if self.doc_id and self.doc_id not in self.path else self.path
+        return f"{name}: {self.stage}: {self.error}"
+
+    def json_line(self) -> str:
+        return json.dumps(vars(self), ensure_ascii=False) + "\n"
+
+
+@dataclass
+class Counts:
+    """Totals over the records written (resumed ones included)."""
+
+    records: int = 0
+    criteria: int = 0
+    entities: int = 0
+    warnings: int = 0
+
+    def add_line(self, line: str) -> None:
+        record = json.loads(line)
+        self.records += 1
+        self.criteria += len(record["criteria"])
+        self.entities += sum(len(c["entities"]) for c in record["criteria"])
+        self.warnings += len(record["warnings"])
+
+
+@dataclass
+class RunResult:
+    backend: str = ""
+    documents: int = 0
+    resumed: int = 0
+    finished: int = 0
+    counts: Counts = field(default_factory=Counts)
+    failures: list[Failure] = field(default_factory=list)
+    offline_missing: list[Failure] = field(default_factory=list)
+    usage: Usage = field(default_factory=Usage)
+    cache_hits: int = 0
+    cache_misses: int = 0
+    interrupted: bool = False
+    seconds: float = 0.0
+
+
+def _umask() -> int:
+    current = os.umask(0)
+    os.umask(current)
+    return current
+
+
+FILE_MODE = 0o666 & ~_umask()
+
+
+def atomic_write(path: Path, content: str | Iterable[str]) -> None:
+    """Write to a temporary file in the same directory, fsync, then rename over `path`."""
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        os.fchmod(handle, FILE_MODE)
+        with os.fdopen(handle, "w", encoding="utf-8", newline="") as stream:
+            for chunk in [content] if isinstance(content, str) else content:
+                stream.write(chunk)
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def write_json(path: Path, data: Any, indent: int | None = 2) -> None:
+    atomic_write(path, json.dumps(data, indent=indent, ensure_ascii=False) + "\n")
+
+
+def read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ValueError(f"{path}: missing (not the output directory of a complete `trialstruct run`)") from None
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{path}: invalid JSON at line {exc.lineno}: {exc.msg}") from None
+
+
+def run_manifest(result: RunResult, context: dict[str, Any], keys: int) -> dict[str, Any]:
+    """manifest.json: everything about the run that may differ between reruns lives here, not in records."""
+    return {
+        "run_id": uuid.uuid4().hex,
+        "status": "interrupted" if result.interrupted else "complete",
+        "pipeline_version": __version__,
+        "schema_version": SCHEMA_VERSION,
+        **{k: context[k] for k in ("started", "inputs")},
+        "seconds": round(result.seconds, 3),
+        "docs_per_second": round(result.documents / result.seconds, 1) if result.seconds else None,
+        "backend": result.backend,
+        **{k: context[k] for k in ("provenance", "config", "config_hash", "shard")},
+        "counts": {
+            "documents": result.documents,
+            "resumed": result.resumed,
+            **asdict(result.counts),
+            "errors": len(result.failures),
+        },
+        "usage": asdict(result.usage),
+        "cache": {**context["cache"], "hits": result.cache_hits, "misses": result.cache_misses,
+                  "keys_file": KEYS_FILE, "keys": keys},
+    }
+
+
+def write_run(outdir: Path, planned: list[Planned], journal: Journal, failures: dict[int, Failure],
+              result: RunResult, context: dict[str, Any]) -> None:
+    """Assemble the outputs from the journal in input order; an interrupted run writes only its manifest."""
+    result.failures = [failures[position] for position in sorted(failures)]
+    if result.interrupted:
+        write_json(outdir / MANIFEST, run_manifest(result, context, 0))
+        return
+    finished = [p for p in planned if p.document is not None and p.key in journal.done]
+
+    def lines() -> Iterable[str]:
+        for line in journal.record_lines(p.key for p in finished):
+            result.counts.add_line(line)
+            yield line + "\n"
+
+    atomic_write(outdir / RECORDS, lines())
+    atomic_write(outdir / ERRORS, (f.json_line() for f in result.failures))
+    write_json(outdir / POSITIONS, {"records": [p.position for p in finished], "errors": sorted(failures)}, None)
+    keys = sorted({key for p in finished for key in journal.done[p.key].keys})
+    atomic_write(outdir / KEYS_FILE, (f"{key}\n" for key in keys))
+    write_json(outdir / MANIFEST, run_manifest(result, context, len(keys)))

@@ -1,0 +1,164 @@
+"""A scripted OpenAI-compatible chat-completions server on a real socket, for fault injection.
+
+Each POST /v1/chat/completions is answered by the first script whose marker occurs in the
+request's criteria message: its next action (an HTTP error, a hang, or some content) is played,
+and once a script runs dry the default answer is given. The default answer names, for every
+criterion line `[id] text`, the criterion's last word as a Condition, which is always grounded.
+Every request and the usage of every completion served are recorded for the tests to check.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import re
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+CRITERION_LINE = re.compile(r"^\[(\S+)\] (.+)$", re.MULTILINE)
+
+
+@dataclass(frozen=True)
+class Action:
+    status: int = 200
+    content: str | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+    hang: float = 0.0
+    finish_reason: str = "stop"
+    echo_headers: bool = False  # a careless server that quotes the request headers in its error
+
+
+def error(status: int, echo_headers: bool = False, **headers: str) -> Action:
+    return Action(status=status, headers=headers, echo_headers=echo_headers)
+
+
+def hang(seconds: float) -> Action:
+    return Action(hang=seconds)
+
+
+def content(text: str) -> Action:
+    return Action(content=text)
+
+
+def truncated(text: str) -> Action:
+    """Content cut off as if the model hit max_tokens."""
+    return Action(content=text, finish_reason="length")
+
+
+def answer(*entities: dict[str, Any]) -> Action:
+    return Action(content=json.dumps({"entities": list(entities)}))
+
+
+def criteria_message(request: dict[str, Any]) -> str:
+    """The last user message holding criterion lines (re-ask messages hold none)."""
+    users = [m["content"] for m in request.get("messages", []) if m.get("role") == "user"]
+    return next((text for text in reversed(users) if CRITERION_LINE.search(text)), "")
+
+
+def default_answer(request: dict[str, Any]) -> str:
+    entities = [
+        {"criterion": cid, "text": re.findall(r"\w+", text)[-1], "type": "Condition", "negated": False,
+         "value": None, "temporal": None}
+        for cid, text in CRITERION_LINE.findall(criteria_message(request))
+    ]
+    return json.dumps({"entities": entities})
+
+
+class FaultServer:
+    def __init__(self, scripts: dict[str, list[Action]] | None = None, json_schema_format: bool = True) -> None:
+        self.json_schema_format = json_schema_format  # False: refuse it as llama-cpp-python's server does
+        self.scripts = {marker: deque(actions) for marker, actions in (scripts or {}).items()}
+        self.requests: list[dict[str, Any]] = []
+        self.served: list[dict[str, int]] = []
+        self._lock = threading.Lock()
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self._httpd.daemon_threads = True
+        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        host, port = self._httpd.server_address[:2]
+        return f"http://{host}:{port}/v1"
+
+    def __enter__(self) -> FaultServer:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._httpd.shutdown()
+        self._httpd.server_close()
+
+    def requests_for(self, marker: str) -> list[dict[str, Any]]:
+        return [r for r in self.requests if marker in criteria_message(r["body"])]
+
+    def next_action(self, request: dict[str, Any]) -> Action:
+        text = criteria_message(request)
+        if not self.json_schema_format and request.get("response_format", {}).get("type") == "json_schema":
+            return Action(status=500, content="response_format.type: Input should be 'text' or 'json_object'")
+        with self._lock:
+            for marker, actions in self.scripts.items():
+                if marker in text and actions:
+                    return actions.popleft()
+        return Action(content=default_answer(request))
+
+    def _handler(self) -> type[BaseHTTPRequestHandler]:
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def do_POST(self) -> None:
+                raw = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                body = json.loads(raw)
+                headers = {name.lower(): value for name, value in self.headers.items()}
+                with server._lock:
+                    server.requests.append({"time": time.monotonic(), "body": body, "headers": headers})
+                action = server.next_action(body)
+                if action.hang:
+                    time.sleep(action.hang)
+                    self.close_connection = True
+                    return
+                if action.status != 200:
+                    message = action.content or f"scripted {action.status}"
+                    message += f" for {dict(self.headers)}" if action.echo_headers else ""
+                    payload = {"error": {"message": message, "type": "scripted", "code": None}}
+                    self._send(action.status, payload, action.headers)
+                    return
+                self._send(200, server.completion(body, raw, action), {})
+
+            def _send(self, status: int, payload: dict[str, Any], headers: dict[str, str]) -> None:
+                data = json.dumps(payload).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                for name, value in headers.items():
+                    self.send_header(name, value)
+                self.end_headers()
+                with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                    self.wfile.write(data)
+
+        return Handler
+
+    def completion(self, body: dict[str, Any], raw: bytes, action: Action) -> dict[str, Any]:
+        text = action.content or ""
+        usage = {"prompt_tokens": len(raw) // 4, "completion_tokens": len(text) // 4 + 1}
+        usage["total_tokens"] = usage["prompt_tokens"] + usage["completion_tokens"]
+        with self._lock:
+            self.served.append(usage)
+            number = len(self.served)
+        return {
+            "id": f"chatcmpl-{number}",
+            "object": "chat.completion",
+            "created": 1_700_000_000,
+            "model": body.get("model", "scripted"),
+            "system_fingerprint": "fault-server",
+            "choices": [
+                {"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": action.finish_reason}
+            ],
+            "usage": usage,
+        }

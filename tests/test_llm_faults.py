@@ -1,0 +1,199 @@
+"""The openai backend against a scripted HTTP server: transport retries, re-asks, drops, failures.
+
+One run over six small documents; each document's criteria carry a marker word that selects its
+script on the server, so the faults of one document must not leak into the others.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from pipeline.config import RunConfig
+from pipeline.extract import load_backend
+from pipeline.extract.openai_compat import retry_after
+from pipeline.ingest import iter_documents
+from pipeline.run import run
+from pipeline.segment import segment
+from tests.fault_server import CRITERION_LINE, FaultServer, answer, content, criteria_message, error, hang, truncated
+
+DOCS = {
+    "alpha": "Diagnosis of alpha asthma",
+    "bravo": "Diagnosis of bravo bronchitis",
+    "charlie": "Diagnosis of charlie cholera",
+    "delta": "Diagnosis of delta dengue",
+    "echo": "Diagnosis of echo eczema",
+    "foxtrot": "Hemoglobin >= 9 g/dL in foxtrot patients",
+}
+TRANSPORT_RETRIES = 3
+
+
+def entity(text: str, **extra: object) -> dict[str, object]:
+    return {"criterion": "inc-1", "text": text, "type": "Condition", "negated": False, "value": None,
+            "temporal": None, **extra}
+
+
+WRONG_VALUE = {"comparator": ">=", "low": 99, "high": None, "unit": "g/dL", "text": ">= 9 g/dL"}
+SCRIPTS = {
+    "alpha": [error(429, **{"Retry-After": "1"}), error(500), hang(3.0)],
+    "bravo": [content('{"entities": [{"criterion": "inc-1", "text": "bron'), content('{"entities": [{"text": 5}]}')],
+    "charlie": [answer(entity("cholera"), entity("unicorn fever"))] * 3,
+    "delta": [error(503)] * (TRANSPORT_RETRIES + 1),
+    "foxtrot": [answer(entity("Hemoglobin", type="Measurement", value=WRONG_VALUE))],
+}
+
+
+@pytest.fixture(scope="module")
+def outcome(tmp_path_factory: pytest.TempPathFactory) -> tuple[FaultServer, Path]:
+    inputs = tmp_path_factory.mktemp("inputs")
+    for name, criterion in DOCS.items():
+        (inputs / f"{name}.txt").write_text(f"Inclusion Criteria:\n1. {criterion}\n", encoding="utf-8")
+    outdir = tmp_path_factory.mktemp("out")
+    with FaultServer(SCRIPTS) as server:
+        config = RunConfig(backend="openai", base_url=server.url, model="scripted", api_key="sk-test", timeout=1.0,
+                           max_reasks=2, max_transport_retries=TRANSPORT_RETRIES, cache_mode="off")
+        run([inputs], outdir, config)
+    return server, outdir
+
+
+def records(outdir: Path) -> dict[str, dict]:
+    lines = (outdir / "records.jsonl").read_text(encoding="utf-8").splitlines()
+    return {r["doc_id"]: r for r in map(json.loads, lines)}
+
+
+def entity_texts(record: dict) -> list[str]:
+    return [e["text"] for c in record["criteria"] for e in c["entities"]]
+
+
+def test_transport_faults_are_retried_and_retry_after_is_honoured(outcome: tuple[FaultServer, Path]) -> None:
+    server, outdir = outcome
+    sent = server.requests_for("alpha")
+    assert len(sent) == 4  # 429, 500, hang past the timeout, then the answer
+    assert sent[1]["time"] - sent[0]["time"] >= 1.0
+    assert entity_texts(records(outdir)["alpha"]) == ["asthma"]
+
+
+def test_invalid_json_is_reasked_with_the_error(outcome: tuple[FaultServer, Path]) -> None:
+    server, outdir = outcome
+    sent = server.requests_for("bravo")
+    assert len(sent) == 3
+    reask = sent[2]["body"]["messages"][-1]["content"]
+    assert "text" in reask and "criterion" in reask  # the validation errors of attempt 2 are sent back
+    assert entity_texts(records(outdir)["bravo"]) == ["bronchitis"]
+
+
+def test_ungrounded_entity_is_reasked_then_dropped_with_a_warning(outcome: tuple[FaultServer, Path]) -> None:
+    server, outdir = outcome
+    sent = server.requests_for("charlie")
+    assert len(sent) == 3
+    assert "'unicorn fever' (criterion inc-1): text not found" in sent[1]["body"]["messages"][-1]["content"]
+    record = records(outdir)["charlie"]
+    assert entity_texts(record) == ["cholera"]
+    assert record["criteria"][0]["entities"][0]["id"] == "inc-1.e1"
+    assert any("'unicorn fever'" in w for w in record["warnings"])
+
+
+def test_value_number_absent_from_the_span_is_reasked(outcome: tuple[FaultServer, Path]) -> None:
+    server, outdir = outcome
+    sent = server.requests_for("foxtrot")
+    assert len(sent) == 2
+    assert "value number 99 does not occur" in sent[1]["body"]["messages"][-1]["content"]
+    assert entity_texts(records(outdir)["foxtrot"]) == ["patients"]
+
+
+def test_failing_document_goes_to_errors_and_others_are_unaffected(outcome: tuple[FaultServer, Path]) -> None:
+    server, outdir = outcome
+    errors = [json.loads(line) for line in (outdir / "errors.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert [(e["doc_id"], e["stage"]) for e in errors] == [("delta", "extract")]
+    assert "TransportError" in errors[0]["error"] and "503" in errors[0]["error"]
+    assert len(server.requests_for("delta")) == TRANSPORT_RETRIES + 1
+    done = records(outdir)
+    assert sorted(done) == ["alpha", "bravo", "charlie", "echo", "foxtrot"]
+    assert entity_texts(done["echo"]) == ["eczema"]
+    for record in done.values():
+        assert record["provenance"]["backend"] == "openai"
+        assert record["provenance"]["prompt_version"] == "extract-v1"
+        assert len(record["provenance"]["prompt_hash"]) == 64
+
+
+def test_usage_counts_every_attempt(outcome: tuple[FaultServer, Path]) -> None:
+    server, outdir = outcome
+    usage = json.loads((outdir / "manifest.json").read_text(encoding="utf-8"))["usage"]
+    assert usage["calls"] == len(server.served)
+    assert usage["prompt_tokens"] == sum(u["prompt_tokens"] for u in server.served)
+    assert usage["completion_tokens"] == sum(u["completion_tokens"] for u in server.served)
+    assert usage["retries"] == 3 + TRANSPORT_RETRIES  # alpha's three faults, then delta's retries
+    assert usage["reasks"] == 2 + 2 + 1  # bravo, charlie, foxtrot
+    assert usage["dropped_entities"] == 1
+
+
+def test_token_budget_stops_reasks(tmp_path: Path) -> None:
+    (tmp_path / "golf.txt").write_text("Inclusion Criteria:\n1. Diagnosis of golf gout\n", encoding="utf-8")
+    with FaultServer({"golf": [content("not json")] * 5}) as server:
+        config = RunConfig(backend="openai", base_url=server.url, model="scripted", max_reasks=4,
+                           doc_token_budget=1, cache_mode="off")
+        result = run([tmp_path / "golf.txt"], tmp_path / "out", config)
+    assert len(server.requests) == 1
+    assert [f.doc_id for f in result.failures] == ["golf"]
+    assert "TokenBudgetExceeded" in result.failures[0].error
+    assert result.usage.calls == 1
+
+
+def test_answer_cut_off_at_max_tokens_keeps_finished_criteria_and_resends_the_rest(tmp_path: Path) -> None:
+    lines = ["Diagnosis of hotel hepatitis", "History of hotel hypertension", "Prior hotel hysterectomy"]
+    numbered = "".join(f"{n}. {text}\n" for n, text in enumerate(lines, 1))
+    (tmp_path / "hotel.txt").write_text(f"Inclusion Criteria:\n{numbered}", encoding="utf-8")
+    finished = [entity("hepatitis"), entity("hypertension", criterion="inc-2")]
+    cut = '{"entities": [' + ", ".join(map(json.dumps, finished))
+    with FaultServer({"hotel": [truncated(cut + ', {"criterion": "inc-2", "text": "hy')]}) as server:
+        config = RunConfig(backend="openai", base_url=server.url, model="scripted", cache_mode="off")
+        result = run([tmp_path / "hotel.txt"], tmp_path / "out", config)
+    resent = [cid for cid, _ in CRITERION_LINE.findall(criteria_message(server.requests[1]["body"]))]
+    assert (len(server.requests), resent) == (2, ["inc-2", "inc-3"])
+    record = records(tmp_path / "out")["hotel"]
+    assert entity_texts(record) == ["hepatitis", "hypertension", "hysterectomy"]
+    assert result.usage.calls == 2
+
+
+def test_cached_answers_replay_offline_without_a_client(tmp_path: Path) -> None:
+    (tmp_path / "mike.txt").write_text("Inclusion Criteria:\n1. Diagnosis of mike migraine\n", encoding="utf-8")
+    with FaultServer({"mike": [content("not json")]}) as server:  # the first attempt fails: never cached
+        config = RunConfig(backend="openai", base_url=server.url, model="scripted", cache_dir=str(tmp_path / "c"))
+        first = run([tmp_path / "mike.txt"], tmp_path / "live", config)
+    assert (len(server.requests), first.usage.reasks) == (2, 1)
+    offline = replace(config, cache_mode="offline")
+    backend = load_backend(offline)
+    record = segment(next(iter_documents([tmp_path / "mike.txt"])))
+    extraction = backend.extract(record)  # the server is gone: only the cache can answer
+    assert backend._client is None
+    assert entity_texts(extraction.record.model_dump()) == ["migraine"]
+    assert (extraction.usage.cache_hits, extraction.usage.calls) == (1, 0)
+    assert (tmp_path / "live" / "records.jsonl").read_text(encoding="utf-8").strip() == (
+        extraction.record.model_copy(update={"provenance": backend.provenance()}).model_dump_json())
+
+
+def test_server_refusing_json_schema_gets_json_object_with_the_schema(tmp_path: Path) -> None:
+    for name in ("november", "oscar"):
+        (tmp_path / f"{name}.txt").write_text(f"Inclusion Criteria:\n1. Diagnosis of {name} otitis\n", encoding="utf-8")
+    with FaultServer(json_schema_format=False) as server:
+        config = RunConfig(backend="openai", base_url=server.url, model="scripted", cache_mode="off")
+        result = run([tmp_path], tmp_path / "out", config)
+    formats = [r["body"]["response_format"] for r in server.requests]
+    assert [f["type"] for f in formats] == ["json_schema", "json_object", "json_object"]  # negotiated once
+    assert formats[1]["schema"]["properties"]["entities"]["maxItems"] == 6
+    assert (result.usage.calls, result.usage.retries, result.failures) == (2, 0, [])
+
+
+def test_retry_after_header_forms() -> None:
+    def rate_limited(**headers: str) -> SimpleNamespace:  # what retry_after reads of an openai.APIStatusError
+        return SimpleNamespace(response=SimpleNamespace(headers=headers))
+
+    assert retry_after(rate_limited(**{"retry-after": "2.5"})) == 2.5
+    assert retry_after(rate_limited(**{"retry-after-ms": "1500"})) == 1.5
+    assert retry_after(rate_limited(**{"retry-after": "Wed, 21 Oct 2015 07:28:00 GMT"})) == 0.0  # in the past
+    assert retry_after(rate_limited(**{"retry-after": "soon"})) is None
+    assert retry_after(rate_limited()) is None
