@@ -129,6 +129,10 @@ def test_usage_counts_every_attempt(outcome: tuple[FaultServer, Path]) -> None:
     assert usage["retries"] == 3 + TRANSPORT_RETRIES  # alpha's three faults, then delta's retries
     assert usage["reasks"] == 2 + 2 + 1  # bravo, charlie, foxtrot
     assert usage["dropped_entities"] == 1
+    per_document = json.loads((outdir / "manifest.json").read_text(encoding="utf-8"))["usage_per_document"]
+    assert per_document["charlie"]["reasks"] == 2 and per_document["alpha"]["retries"] == 3
+    assert "delta" not in per_document  # the failed document's retries count in the total only
+    assert sum(d["retries"] for d in per_document.values()) == usage["retries"] - TRANSPORT_RETRIES
 
 
 def test_token_budget_stops_reasks(tmp_path: Path) -> None:

@@ -123,7 +123,8 @@ def read_json(path: Path) -> Any:
         raise ValueError(f"{path}: invalid JSON at line {exc.lineno}: {exc.msg}") from None
 
 
-def run_manifest(result: RunResult, context: dict[str, Any], keys: int) -> dict[str, Any]:
+def run_manifest(result: RunResult, context: dict[str, Any], keys: int,
+                 per_document: dict[str, dict[str, int]] | None = None) -> dict[str, Any]:
     """manifest.json: everything about the run that may differ between reruns lives here, not in records."""
     return {
         "run_id": uuid.uuid4().hex,
@@ -142,6 +143,7 @@ def run_manifest(result: RunResult, context: dict[str, Any], keys: int) -> dict[
             "errors": len(result.failures),
         },
         "usage": asdict(result.usage),
+        "usage_per_document": per_document or {},
         "cache": {**context["cache"], "hits": result.cache_hits, "misses": result.cache_misses,
                   "keys_file": KEYS_FILE, "keys": keys},
     }
@@ -166,4 +168,5 @@ def write_run(outdir: Path, planned: list[Planned], journal: Journal, failures: 
     write_json(outdir / POSITIONS, {"records": [p.position for p in finished], "errors": sorted(failures)}, None)
     keys = sorted({key for p in finished for key in journal.done[p.key].keys})
     atomic_write(outdir / KEYS_FILE, (f"{key}\n" for key in keys))
-    write_json(outdir / MANIFEST, run_manifest(result, context, len(keys)))
+    per_document = {p.document.doc_id: usage for p in finished if any((usage := journal.done[p.key].usage).values())}
+    write_json(outdir / MANIFEST, run_manifest(result, context, len(keys), per_document))

@@ -122,9 +122,11 @@ def process(planned: Planned, backend: Backend) -> Outcome:
 
 
 def _caused_by(exc: BaseException | None, kind: type[BaseException]) -> bool:
-    while exc is not None:
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:  # a chain can loop back on itself
         if isinstance(exc, kind):
             return True
+        seen.add(id(exc))
         exc = exc.__cause__ or exc.__context__
     return False
 
