@@ -163,6 +163,23 @@ def test_answer_cut_off_at_max_tokens_keeps_finished_criteria_and_resends_the_re
     assert result.usage.calls == 2
 
 
+def test_a_cut_off_answer_is_cached_and_replays_offline(tmp_path: Path) -> None:
+    lines = ["Diagnosis of india influenza", "History of india ileus"]
+    numbered = "".join(f"{n}. {text}\n" for n, text in enumerate(lines, 1))
+    (tmp_path / "india.txt").write_text(f"Inclusion Criteria:\n{numbered}", encoding="utf-8")
+    cut = '{"entities": [' + json.dumps(entity("influenza")) + ', {"criterion": "inc-2", "text": "il'
+    with FaultServer({"india": [truncated(cut)]}) as server:
+        config = RunConfig(backend="openai", base_url=server.url, model="scripted", cache_dir=str(tmp_path / "c"))
+        run([tmp_path / "india.txt"], tmp_path / "live", config)
+        calls = len(server.requests)
+        replay = run([tmp_path / "india.txt"], tmp_path / "replay", replace(config, cache_mode="offline"))
+        assert len(server.requests) == calls
+    assert replay.failures == []
+    live = (tmp_path / "live" / "records.jsonl").read_bytes()
+    assert live == (tmp_path / "replay" / "records.jsonl").read_bytes()
+    assert entity_texts(json.loads(live)) == ["influenza", "ileus"]
+
+
 def test_cached_answers_replay_offline_without_a_client(tmp_path: Path) -> None:
     (tmp_path / "mike.txt").write_text("Inclusion Criteria:\n1. Diagnosis of mike migraine\n", encoding="utf-8")
     with FaultServer({"mike": [content("not json")]}) as server:  # the first attempt fails: never cached

@@ -70,6 +70,14 @@ class TokenBudgetExceeded(ExtractionError):
     """The per-document token budget ran out (re-asks cannot run away)."""
 
 
+class CutOff(Exception):
+    """An answer was cut off at max_tokens; `partial` holds its complete entities."""
+
+    def __init__(self, partial: Answer) -> None:
+        super().__init__("answer cut off at max_tokens")
+        self.partial = partial
+
+
 # ---------------------------------------------------------------- response model
 
 
@@ -403,13 +411,11 @@ class LLMBackend:
         An answer cut off at max_tokens is not wasted: the criteria it finished keep their complete
         entities and the rest go out again; a lone criterion that still overflows keeps what it got.
         """
-        from instructor.core import IncompleteOutputException
-
         context = replace(context, items={i.id: i for i in batch})
         try:
             return self._keep_grounded(self._answer(batch, context, meter), context, meter, warnings)
-        except IncompleteOutputException as exc:
-            partial = salvage(exc.last_completion)
+        except CutOff as exc:
+            partial = exc.partial
         ids = [i.id for i in batch]
         if len(batch) == 1:
             salvaged = len(partial.entities)
@@ -442,9 +448,12 @@ class LLMBackend:
 
         What is cached is the outcome of the whole call: the answer that passed grounding, or, when
         the re-asks ran out, the last answer (`grounded: false`), whose ungroundable entities are
-        dropped again on replay, so a replay reproduces the run. Re-ask intermediates and calls
-        that end in an error are never cached.
+        dropped again on replay; or the complete head of an answer cut off at max_tokens
+        (`incomplete: true`). So a replay reproduces the run. Re-ask intermediates and calls that
+        end in an error are never cached.
         """
+        from instructor.core import IncompleteOutputException
+
         from pipeline.cache import CacheMiss, cache_key, call_parts
 
         messages = self.prompt.messages(batch)
@@ -466,8 +475,16 @@ class LLMBackend:
             raise ExtractionError(f"offline and not cached: batch {[i.id for i in batch]} (key {key[:16]})") from exc
         if entry is not None:
             meter.usage.cache_hits += 1
+            if entry.get("incomplete"):
+                raise CutOff(Answer.model_validate(entry["parsed"]))
             return Answer.model_validate(entry["parsed"])
-        answer, raw, grounded = self._ask(model, messages, context, meter)
+        try:
+            answer, raw, grounded = self._ask(model, messages, context, meter)
+        except IncompleteOutputException as exc:
+            partial = salvage(exc.last_completion)
+            self.cache().put(key, {**_entry(parts, exc.last_completion, partial), "grounded": False,
+                                   "incomplete": True})
+            raise CutOff(partial) from exc
         self.cache().put(key, {**_entry(parts, raw, answer), "grounded": grounded})
         return answer
 
