@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import hashlib
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from pipeline.review.server import GoldStore, ReviewHTTPServer
 from pipeline.schema import Annotation, Criterion, Entity, Evidence, Source, Temporal, Trial, TrialRecord, Value
 
 TRIAL_A = """Title: Osimertinib after chemotherapy in NSCLC
@@ -267,3 +271,21 @@ def review_inputs(tmp: Path) -> dict[str, Path]:
     write_gold(gold, [gold_for_a(records[0])])
     write_jsonl(other, [other_run_a(records[0]), *records[1:]])
     return {"run": run, "gold": gold, "other": other}
+
+
+@contextmanager
+def running_review_server(tmp_path: Path) -> Iterator[ReviewHTTPServer]:
+    """A review server on a random loopback port over the sample records, with NCT-A already in gold."""
+    records = sample_records()
+    gold = tmp_path / "gold"
+    gold.mkdir()
+    (gold / "NCT-A.json").write_text(gold_for_a(records[0]).model_dump_json(), encoding="utf-8")
+    httpd = ReviewHTTPServer(GoldStore(records, gold))
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield httpd
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+        thread.join()

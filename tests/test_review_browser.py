@@ -7,17 +7,16 @@ from __future__ import annotations
 
 import json
 import shutil
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from pipeline.review.page import load_gold, load_records, write_review
-from pipeline.review.server import GoldStore, ReviewHTTPServer
+from pipeline.review.server import ReviewHTTPServer
 from pipeline.schema import TrialRecord
 from tests.conftest import REPO
-from tests.review_fixtures import gold_for_a, review_inputs, sample_records
+from tests.review_fixtures import review_inputs, running_review_server, sample_records
 
 sync_api = pytest.importorskip("playwright.sync_api", reason="playwright for Python is not installed")
 CHROMIUM = Path("/usr/bin/chromium")
@@ -231,17 +230,8 @@ def test_large_run_index_and_document_pages(tmp_path, page):
 
 @pytest.fixture
 def served(tmp_path) -> Iterator[ReviewHTTPServer]:
-    records = sample_records()
-    gold = tmp_path / "gold"
-    gold.mkdir()
-    (gold / "NCT-A.json").write_text(gold_for_a(records[0]).model_dump_json(), encoding="utf-8")
-    httpd = ReviewHTTPServer(GoldStore(records, gold))
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield httpd
-    httpd.shutdown()
-    httpd.server_close()
-    thread.join()
+    with running_review_server(tmp_path) as httpd:
+        yield httpd
 
 
 def select_text(page, text: str, needle: str) -> None:

@@ -11,24 +11,15 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.review.server import GoldStore, ReviewHTTPServer
+from pipeline.review.server import ReviewHTTPServer
 from pipeline.schema import TrialRecord
-from tests.review_fixtures import gold_for_a, sample_records
+from tests.review_fixtures import running_review_server, sample_records
 
 
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[ReviewHTTPServer]:
-    records = sample_records()
-    gold = tmp_path / "gold"
-    gold.mkdir()
-    (gold / "NCT-A.json").write_text(gold_for_a(records[0]).model_dump_json(), encoding="utf-8")
-    httpd = ReviewHTTPServer(GoldStore(records, gold))
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield httpd
-    httpd.shutdown()
-    httpd.server_close()
-    thread.join()
+    with running_review_server(tmp_path) as httpd:
+        yield httpd
 
 
 def call(httpd: ReviewHTTPServer, method: str, path: str, body: bytes | None = None, **headers: str):

@@ -6,17 +6,11 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from pipeline.schema import TrialRecord
+from pipeline.schema import TrialRecord, first_error
 
 
 class EvalInputError(Exception):
     """Unusable evaluation input; the message is one line naming the file and the problem."""
-
-
-def _first_error(exc: ValidationError) -> str:
-    error = exc.errors()[0]
-    where = ".".join(str(part) for part in error["loc"])
-    return f"{where}: {error['msg']}" if where else error["msg"]
 
 
 def load_gold(directory: Path) -> list[TrialRecord]:
@@ -28,7 +22,7 @@ def load_gold(directory: Path) -> list[TrialRecord]:
         try:
             records.append(TrialRecord.model_validate_json(path.read_text(encoding="utf-8")))
         except ValidationError as exc:
-            raise EvalInputError(f"{path}: not a valid TrialRecord ({_first_error(exc)})") from exc
+            raise EvalInputError(f"{path}: not a valid TrialRecord ({first_error(exc)})") from exc
     if not records:
         raise EvalInputError(f"{directory}: no gold records (*.json)")
     ids = [r.doc_id for r in records]
@@ -50,7 +44,7 @@ def load_predictions(path: Path) -> dict[str, TrialRecord]:
             try:
                 record = TrialRecord.model_validate_json(line)
             except ValidationError as exc:
-                raise EvalInputError(f"{path}:{number}: not a valid TrialRecord ({_first_error(exc)})") from exc
+                raise EvalInputError(f"{path}:{number}: not a valid TrialRecord ({first_error(exc)})") from exc
             if record.doc_id in found:
                 raise EvalInputError(f"{path}:{number}: duplicate doc_id {record.doc_id!r}")
             found[record.doc_id] = record

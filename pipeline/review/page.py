@@ -21,19 +21,13 @@ from typing import Any
 from pydantic import ValidationError
 
 from pipeline.review.diff import gold_diff, run_diff
-from pipeline.schema import TrialRecord
+from pipeline.schema import TrialRecord, first_error
 
 PER_PAGE = 200
 
 
 class ReviewError(ValueError):
     """Bad input for the review page; the message names the file and the problem."""
-
-
-def _first_error(exc: ValidationError) -> str:
-    err = exc.errors()[0]
-    where = ".".join(str(p) for p in err["loc"])
-    return f"{where}: {err['msg']}" if where else err["msg"]
 
 
 def load_records(path: Path) -> list[TrialRecord]:
@@ -49,7 +43,7 @@ def load_records(path: Path) -> list[TrialRecord]:
             try:
                 records.append(TrialRecord.model_validate_json(line))
             except ValidationError as exc:
-                raise ReviewError(f"{file}:{number}: not a valid TrialRecord: {_first_error(exc)}") from None
+                raise ReviewError(f"{file}:{number}: not a valid TrialRecord: {first_error(exc)}") from None
     return records
 
 
@@ -62,7 +56,7 @@ def load_gold(folder: Path) -> dict[str, TrialRecord]:
         try:
             record = TrialRecord.model_validate_json(file.read_bytes())
         except ValidationError as exc:
-            raise ReviewError(f"{file}: not a valid TrialRecord: {_first_error(exc)}") from None
+            raise ReviewError(f"{file}: not a valid TrialRecord: {first_error(exc)}") from None
         gold[record.doc_id] = record
     return gold
 

@@ -12,11 +12,9 @@ a valid `TrialRecord` of the same document and source text. Each gold file is wr
 from __future__ import annotations
 
 import json
-import os
 import re
 import secrets
 import shutil
-import tempfile
 import threading
 from datetime import UTC, datetime
 from http import HTTPStatus
@@ -28,6 +26,7 @@ from urllib.parse import unquote, urlsplit
 from pydantic import ValidationError
 
 from pipeline.review.page import ReviewError, doc_bundle, doc_summary, page_payload, render_page
+from pipeline.run.outputs import atomic_write
 from pipeline.schema import TrialRecord
 
 SAFE_DOC_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,200}")
@@ -128,16 +127,7 @@ class GoldStore:
                 stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S.%fZ")
                 previous = history / f"{path.stem}.{stamp}.json"
                 shutil.copy2(path, previous)
-            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-            try:
-                with os.fdopen(fd, "w", encoding="utf-8") as out:
-                    out.write(text)
-                    out.flush()
-                    os.fsync(out.fileno())
-                os.replace(tmp, path)
-            except BaseException:
-                Path(tmp).unlink(missing_ok=True)
-                raise
+            atomic_write(path, text)
             return previous
 
 
