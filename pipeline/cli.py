@@ -180,13 +180,7 @@ def version() -> None:
 
 def _register_stage_commands() -> None:
     for name in STAGE_COMMANDS:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name != name:
-                raise
-            continue
-        module.register(app)
+        importlib.import_module(name).register(app)
 
 
 _register_stage_commands()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 from pydantic import ValidationError
@@ -17,12 +18,7 @@ def load_gold(directory: Path) -> list[TrialRecord]:
     """Every `*.json` TrialRecord in `directory`, sorted by file name."""
     if not directory.is_dir():
         raise EvalInputError(f"{directory}: gold directory not found")
-    records = []
-    for path in sorted(directory.glob("*.json")):
-        try:
-            records.append(TrialRecord.model_validate_json(path.read_text(encoding="utf-8")))
-        except ValidationError as exc:
-            raise EvalInputError(f"{path}: not a valid TrialRecord ({first_error(exc)})") from exc
+    records = read_record_files(directory)
     if not records:
         raise EvalInputError(f"{directory}: no gold records (*.json)")
     ids = [r.doc_id for r in records]
@@ -37,15 +33,31 @@ def load_predictions(path: Path) -> dict[str, TrialRecord]:
     if not path.is_file():
         raise EvalInputError(f"{path}: prediction file not found")
     found: dict[str, TrialRecord] = {}
+    for number, record in iter_record_lines(path):
+        if record.doc_id in found:
+            raise EvalInputError(f"{path}:{number}: duplicate doc_id {record.doc_id!r}")
+        found[record.doc_id] = record
+    return found
+
+
+def iter_record_lines(path: Path) -> Iterator[tuple[int, TrialRecord]]:
+    """(line number, record) for each non-blank line of a records.jsonl; a bad line names file:line."""
     with path.open(encoding="utf-8") as lines:
         for number, line in enumerate(lines, 1):
             if not line.strip():
                 continue
             try:
-                record = TrialRecord.model_validate_json(line)
+                yield number, TrialRecord.model_validate_json(line)
             except ValidationError as exc:
                 raise EvalInputError(f"{path}:{number}: not a valid TrialRecord ({first_error(exc)})") from exc
-            if record.doc_id in found:
-                raise EvalInputError(f"{path}:{number}: duplicate doc_id {record.doc_id!r}")
-            found[record.doc_id] = record
-    return found
+
+
+def read_record_files(directory: Path) -> list[TrialRecord]:
+    """Every `*.json` TrialRecord in `directory`, sorted by file name; a bad file is named."""
+    records = []
+    for path in sorted(directory.glob("*.json")):
+        try:
+            records.append(TrialRecord.model_validate_json(path.read_text(encoding="utf-8")))
+        except ValidationError as exc:
+            raise EvalInputError(f"{path}: not a valid TrialRecord ({first_error(exc)})") from exc
+    return records

@@ -18,10 +18,9 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from pydantic import ValidationError
-
+from pipeline.evaluate.records import EvalInputError, iter_record_lines, read_record_files
 from pipeline.review.diff import gold_diff, run_diff
-from pipeline.schema import TrialRecord, first_error
+from pipeline.schema import TrialRecord
 
 PER_PAGE = 200
 
@@ -35,30 +34,20 @@ def load_records(path: Path) -> list[TrialRecord]:
     file = path / "records.jsonl" if path.is_dir() else path
     if not file.is_file():
         raise ReviewError(f"{file}: no such file (expected a run directory holding records.jsonl)")
-    records = []
-    with file.open(encoding="utf-8") as lines:
-        for number, line in enumerate(lines, 1):
-            if not line.strip():
-                continue
-            try:
-                records.append(TrialRecord.model_validate_json(line))
-            except ValidationError as exc:
-                raise ReviewError(f"{file}:{number}: not a valid TrialRecord: {first_error(exc)}") from None
-    return records
+    try:
+        return [record for _, record in iter_record_lines(file)]
+    except EvalInputError as exc:
+        raise ReviewError(str(exc)) from None
 
 
 def load_gold(folder: Path) -> dict[str, TrialRecord]:
     """Gold records of a folder of `<doc_id>.json` files, keyed by doc_id."""
     if not folder.is_dir():
         raise ReviewError(f"{folder}: gold directory does not exist")
-    gold = {}
-    for file in sorted(folder.glob("*.json")):
-        try:
-            record = TrialRecord.model_validate_json(file.read_bytes())
-        except ValidationError as exc:
-            raise ReviewError(f"{file}: not a valid TrialRecord: {first_error(exc)}") from None
-        gold[record.doc_id] = record
-    return gold
+    try:
+        return {record.doc_id: record for record in read_record_files(folder)}
+    except EvalInputError as exc:
+        raise ReviewError(str(exc)) from None
 
 
 def doc_bundle(record: TrialRecord, gold: TrialRecord | None, other: TrialRecord | None) -> dict[str, Any]:
