@@ -1,6 +1,6 @@
 """Throughput of the rules backend over HINT's 3,686 trials, one process on one core.
 
-    python benchmarks/bench_rules.py [../shared/data/hint/hint-trials.jsonl] [--repeat 3]
+    python benchmarks/bench_rules.py [../shared/data/hint/hint-trials.jsonl] [--repeat 5]
 
 Ingest (reading the JSONL), segmentation and extraction are timed separately; each stage runs
 `--repeat` times over every document and the best run is reported (least disturbed by other load).
@@ -41,7 +41,7 @@ def best_of(repeat: int, work: Callable[[], object]) -> tuple[tuple[float, float
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("path", nargs="?", type=Path, default=DEFAULT)
-    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--repeat", type=int, default=5)
     args = parser.parse_args(argv)
     if not args.path.is_file():
         print(f"SKIP: {args.path} not found (the HINT file of ../shared/data is needed)")

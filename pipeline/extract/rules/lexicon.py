@@ -8,7 +8,7 @@ The lexicon has two tables, both learned from annotated text (see `learn_lexicon
 - `heads`: single tokens that sit *inside* entities of one type most of the time they occur
   ("carcinoma", "insulin"), used to find entities the phrase table has never seen ("renal cell
   carcinoma" in an unseen trial).
-Lookup is a dict hit per n-gram; no per-term regex scanning.
+Lookup walks a word trie, one dict hit per word; no per-term regex scanning.
 """
 
 from __future__ import annotations
@@ -93,34 +93,52 @@ def key_of(tokens: Iterable[Token]) -> str:
     return " ".join(t[2] for t in tokens)
 
 
+TrieNode = list  # [type if a phrase ends here, {next word: TrieNode}]
+
+
+class _WordTypes(dict):
+    """Word -> type of the word alone, worked out on first sight (see `Lexicon.word_type`)."""
+
+    def __init__(self, lexicon: Lexicon) -> None:
+        super().__init__()
+        self.lexicon = lexicon
+
+    def __missing__(self, word: str) -> str | None:
+        head = self.lexicon.heads.get(word)
+        typ = self[word] = head[0] if head else None if word in self.lexicon.plain else suffix_type(word)
+        return typ
+
+
 @dataclass
 class Lexicon:
     phrases: dict[str, tuple[str, float]] = field(default_factory=dict)
     heads: dict[str, tuple[str, float]] = field(default_factory=dict)
     plain: set[str] = field(default_factory=set)
     max_n: int = MAX_N
-    _trie: dict[str, tuple[str | None, bool]] | None = field(default=None, repr=False, compare=False)
-    _word_types: dict[str, str | None] = field(default_factory=dict, repr=False, compare=False)
+    _trie: dict[str, TrieNode] | None = field(default=None, repr=False, compare=False)
+    _word_types: _WordTypes | None = field(default=None, repr=False, compare=False)
 
     def word_type(self, word: str) -> str | None:
         """Type of a lone word: from the head table, else from its suffix if training never saw it."""
-        if word not in self._word_types:
-            head = self.heads.get(word)
-            self._word_types[word] = head[0] if head else None if word in self.plain else suffix_type(word)
-        return self._word_types[word]
+        return self.word_types()[word]
 
-    def trie(self) -> dict[str, tuple[str | None, bool]]:
-        """Key -> (type if it is a phrase, whether longer phrases start with it): one lookup per word."""
+    def word_types(self) -> dict[str, str | None]:
+        """`word_type` as a mapping, for loops where a method call per word counts."""
+        if self._word_types is None:
+            self._word_types = _WordTypes(self)
+        return self._word_types
+
+    def trie(self) -> dict[str, TrieNode]:
+        """The phrase table as a word trie: first word -> [type or None, {next word -> node}]."""
         if self._trie is None:
-            trie: dict[str, tuple[str | None, bool]] = {}
-            for key in self.phrases:
-                words = key.split(" ")
-                for n in range(1, len(words)):
-                    prefix = " ".join(words[:n])
-                    trie[prefix] = (trie.get(prefix, (None, True))[0], True)
+            root: dict[str, TrieNode] = {}
             for key, (typ, _) in self.phrases.items():
-                trie[key] = (typ, trie.get(key, (None, False))[1])
-            self._trie = trie
+                children, node = root, None
+                for word in key.split(" "):
+                    node = children.setdefault(word, [None, {}])
+                    children = node[1]
+                node[0] = typ
+            self._trie = root
         return self._trie
 
     def save(self, path: Path, header: str) -> None:

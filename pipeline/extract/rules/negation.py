@@ -14,9 +14,10 @@ so 'negative for HIV' leaves HIV un-negated with the value 'negative'.
 from __future__ import annotations
 
 import re
+from collections.abc import Set
 from dataclasses import dataclass
 
-from pipeline.extract.rules.lexicon import lower_ascii, starts_word
+from pipeline.extract.rules.lexicon import lower_ascii, normalise, starts_word
 
 MAX_SCOPE = 80
 PRE_CUES = re.compile(
@@ -51,11 +52,29 @@ def _forward_scope(low: str, cue_end: int) -> int:
     return stop.start() if stop else limit
 
 
-def find_negations(text: str, lowered: str | None = None) -> list[NegationScope]:
-    """Cue spans with the text range each one negates (offsets into `text`; `lowered` as in find_values)."""
+CUE_WORDS = frozenset(
+    normalise(word)
+    for word in """
+    no not cannot unable without free absence lack never denies denied rule rules ruled none neither nor
+    except excluding with other unless non
+    """.split()  # noqa: SIM905
+)  # the first word of every pre-cue but "n't"
+
+
+def _may_have_cues(low: str, words: Set[str] | None) -> bool:
+    """False when no pre-cue can match: every cue but "n't" starts a word and its first word is a whole
+    token ('non-pregnant' too: the cue needs the hyphen), so the tokenizer's words rule most texts out."""
+    return words is None or not words.isdisjoint(CUE_WORDS) or "n't" in low
+
+
+def find_negations(text: str, lowered: str | None = None, words: Set[str] | None = None) -> list[NegationScope]:
+    """Cue spans with the text range each one negates (offsets into `text`).
+
+    `lowered` and `words` are as in `find_temporals`: shortcuts for a caller that already has them.
+    """
     low = lowered or lower_ascii(text)
     scopes = []
-    for cue in PRE_CUES.finditer(low):
+    for cue in PRE_CUES.finditer(low) if _may_have_cues(low, words) else ():
         if not (starts_word(low, cue.start()) or low.startswith("n't", cue.start())):
             continue
         if low.startswith("non", cue.start()):  # 'non-pregnant': the state word only

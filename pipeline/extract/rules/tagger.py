@@ -67,15 +67,13 @@ def _phrase_matches(tokens: list[Token], lexicon: Lexicon) -> list[tuple[int, in
     found = []
     i = 0
     while i < count:
-        key = tokens[i][2]
-        entry, longest, j = trie.get(key), None, i + 1
-        while entry is not None:
-            if entry[0] is not None:
-                longest = (j, entry[0])
-            if not entry[1] or j >= count:
+        node, longest, j = trie.get(tokens[i][2]), None, i + 1
+        while node is not None:
+            if node[0] is not None:
+                longest = (j, node[0])
+            if not node[1] or j >= count:
                 break
-            key = f"{key} {tokens[j][2]}"
-            entry, j = trie.get(key), j + 1
+            node, j = node[1].get(tokens[j][2]), j + 1
         if longest:
             found.append((i, *longest))
             i = longest[0]
@@ -88,15 +86,12 @@ def _head_matches(
     tokens: list[Token], phrases: list[tuple[int, int, str]], lexicon: Lexicon
 ) -> list[tuple[int, int, str]]:
     """Merge phrase matches with adjacent head tokens of the same type; add runs of head tokens."""
-    typed: list[str | None] = [None] * len(tokens)
+    word_types = lexicon.word_types()
+    typed: list[str | None] = [word_types[token[2]] for token in tokens]
     group = [-1] * len(tokens)
     for g, (a, b, typ) in enumerate(phrases):
         typed[a:b] = [typ] * (b - a)
         group[a:b] = [g] * (b - a)
-    word_type = lexicon.word_type
-    for k, (_, _, norm) in enumerate(tokens):
-        if typed[k] is None:
-            typed[k] = word_type(norm)
     spans: list[tuple[int, int, str]] = []
     k = 0
     while k < len(tokens):
@@ -213,6 +208,7 @@ def _value_for(start: int, end: int, typ: str, text: str, usable: dict[str, list
 def _attach(
     text: str,
     lowered: str,
+    words: set[str],
     spans: list[tuple[int, int, str]],
     values: list[ValueMatch],
     temporals: list[TemporalMatch],
@@ -221,7 +217,7 @@ def _attach(
 
     A window with a length anywhere in the clause wins over a nearer bare cue ('History of').
     """
-    negations = find_negations(text, lowered)
+    negations = find_negations(text, lowered, words)
     usable = _usable_values(values) if values else None
     windows = [t for t in temporals if t.min_days is not None or t.max_days is not None]
     out = []
@@ -276,12 +272,13 @@ def _typed_spans(
 def tag_text(text: str, lexicon: Lexicon) -> list[Tagged]:
     """All domain entities in `text`, sorted by offset, with value/temporal/negation attached."""
     tokens = tokenize(text)
+    words = {token[2] for token in tokens}
     lowered = lower_ascii(text)
     values = find_values(text, lowered)
-    temporals = find_temporals(text, lowered)
+    temporals = find_temporals(text, lowered, words)
     spans = _typed_spans(text, tokens, lexicon, values, temporals)
     if values:
         spans += _orphan_measurements(text, tokens, spans, values)
         spans += _age_phrases(spans, values)
     spans.sort()
-    return _attach(text, lowered, spans, values, temporals)
+    return _attach(text, lowered, words, spans, values, temporals)

@@ -21,7 +21,9 @@ Conventions (evals/GUIDELINE.md section 6; the `Temporal` schema):
 from __future__ import annotations
 
 import re
+from collections.abc import Set
 from dataclasses import dataclass
+from functools import lru_cache
 
 from pipeline.extract.rules.lexicon import lower_ascii
 from pipeline.extract.rules.values import NUM, number_windows, parse_number
@@ -68,7 +70,7 @@ TRIGGERS = {
     "current": ("current", "concurrent", "active", "concomitant", "ongoing", "presently"),
 }  # fmt: skip
 _ALL_TRIGGERS = sorted({w for ws in TRIGGERS.values() for w in ws}, key=len, reverse=True)
-TRIGGER_WORDS = re.compile(r"\b(?:" + "|".join(_ALL_TRIGGERS) + ")")  # which patterns are worth running
+TRIGGER_WORDS = re.compile(r"(?<![a-z0-9])(?:" + "|".join(_ALL_TRIGGERS) + ")")  # which patterns are worth running
 _LAST = r"(?:last|past|previous|preceding|prior)"
 _AMOUNT = rf"{_NUMBER}\s*{_UNIT}"
 _BOUNDED = rf"(?:{_AT_LEAST}\s*|{_AT_MOST}\s*)?{_AMOUNT}"
@@ -157,6 +159,7 @@ def _window(kind: str, match: re.Match) -> tuple[str | None, float | None, float
 
 
 NUMBERED = frozenset({"within", "past", "for", "offset", "ago", "since"})
+UNIT_HINT = re.compile(_UNIT)  # every numbered pattern holds an amount, so a unit: no unit, no need to look
 
 
 def _finditer(kind: str, pattern: re.Pattern, lowered: str) -> list[re.Match]:
@@ -166,17 +169,42 @@ def _finditer(kind: str, pattern: re.Pattern, lowered: str) -> list[re.Match]:
     return [m for start, end in number_windows(lowered) for m in pattern.finditer(lowered, start, end)]
 
 
-def find_temporals(text: str, lowered: str | None = None) -> list[TemporalMatch]:
+@lru_cache(maxsize=65536)
+def _trigger_of(word: str) -> str | None:
+    match = TRIGGER_WORDS.match(word)
+    return match.group() if match else None
+
+
+def _triggers(lowered: str, words: Set[str] | None) -> set[str]:
+    """The trigger words present: those starting where the patterns may start, and 'within' anywhere.
+
+    In ASCII text every such start (no letter or digit before it) starts a token, and a token's
+    trigger is the one its normalised form starts with (no trigger ends in a plural 's' that
+    normalising could strip): so the tokenizer's `words` give the same set as scanning the text again,
+    at a tenth of the cost. Text with other letters falls back to the scan ('éprior' is one token).
+    """
+    if words is None or not lowered.isascii():
+        found = set(TRIGGER_WORDS.findall(lowered))
+    else:
+        found = {trigger for word in words if (trigger := _trigger_of(word))}
+    if "within" in lowered:  # the 'within' pattern also finds it glued to the word before
+        found.add("within")
+    return found
+
+
+def find_temporals(text: str, lowered: str | None = None, words: Set[str] | None = None) -> list[TemporalMatch]:
     """Every time expression in `text`, non-overlapping, earlier patterns winning ties.
 
-    `lowered` is `lower_ascii(text)` when the caller already has it.
+    `lowered` is `lower_ascii(text)` and `words` the set of `normalise`d tokens of `text`, when the
+    caller already has them.
     """
     taken: list[tuple[int, int]] = []
     found: list[TemporalMatch] = []
     lowered = lowered or lower_ascii(text)
-    present = set(TRIGGER_WORDS.findall(lowered))
+    present = _triggers(lowered, words)
+    amounts = bool(number_windows(lowered)) and UNIT_HINT.search(lowered) is not None
     for kind, pattern in PATTERNS:
-        if present.isdisjoint(TRIGGERS[kind]):
+        if present.isdisjoint(TRIGGERS[kind]) or (kind in NUMBERED and not amounts):
             continue
         for match in _finditer(kind, pattern, lowered):
             start, end = match.span()
