@@ -69,8 +69,14 @@ def default_answer(request: dict[str, Any]) -> str:
 
 
 class FaultServer:
-    def __init__(self, scripts: dict[str, list[Action]] | None = None, json_schema_format: bool = True) -> None:
+    def __init__(
+        self, scripts: dict[str, list[Action]] | None = None, json_schema_format: bool = True, refuse_together: int = 0
+    ) -> None:
         self.json_schema_format = json_schema_format  # False: refuse it as llama-cpp-python's server does
+        # refuse_together=N: hold the first N json_schema requests until all have arrived, then refuse them
+        # 0.2 s apart, so a client with N requests in flight sees refusals after it has switched formats
+        self._refusals = threading.Barrier(refuse_together) if refuse_together else None
+        self._refused = 0
         self.scripts = {marker: deque(actions) for marker, actions in (scripts or {}).items()}
         self.requests: list[dict[str, Any]] = []
         self.served: list[dict[str, int]] = []
@@ -98,12 +104,23 @@ class FaultServer:
     def next_action(self, request: dict[str, Any]) -> Action:
         text = criteria_message(request)
         if not self.json_schema_format and request.get("response_format", {}).get("type") == "json_schema":
+            self._hold_refusal()
             return Action(status=500, content="response_format.type: Input should be 'text' or 'json_object'")
         with self._lock:
             for marker, actions in self.scripts.items():
                 if marker in text and actions:
                     return actions.popleft()
         return Action(content=default_answer(request))
+
+    def _hold_refusal(self) -> None:
+        if self._refusals is None:
+            return
+        with self._lock:
+            order, self._refused = self._refused, self._refused + 1
+        if order < self._refusals.parties:
+            with contextlib.suppress(threading.BrokenBarrierError):  # fewer arrived: refuse them anyway
+                self._refusals.wait(timeout=10)
+            time.sleep(0.2 * order)
 
     def _handler(self) -> type[BaseHTTPRequestHandler]:
         server = self

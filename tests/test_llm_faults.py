@@ -209,6 +209,23 @@ def test_server_refusing_json_schema_gets_json_object_with_the_schema(tmp_path: 
     assert (result.usage.calls, result.usage.retries, result.failures) == (2, 0, [])
 
 
+def test_requests_in_flight_when_json_schema_is_refused_fall_back_too(tmp_path: Path) -> None:
+    """Four workers all ask with json_schema before the first refusal comes back (llama-cpp-python's
+    server at --concurrency 4): every one of them must switch to json_object, none may fail."""
+    names = ("papa", "quebec", "romeo", "sierra")
+    for name in names:
+        criteria = f"Inclusion Criteria:\n1. Diagnosis of {name} sinusitis\n"
+        (tmp_path / f"{name}.txt").write_text(criteria, encoding="utf-8")
+    with FaultServer(json_schema_format=False, refuse_together=len(names)) as server:
+        config = RunConfig(backend="openai", base_url=server.url, model="scripted", cache_mode="off",
+                           concurrency=len(names))
+        result = run([tmp_path], tmp_path / "out", config)
+    types = sorted(r["body"]["response_format"]["type"] for r in server.requests)
+    assert types == ["json_object"] * 4 + ["json_schema"] * 4
+    assert (result.failures, result.usage.calls) == ([], 4)
+    assert sorted(entity_texts(r)[0] for r in records(tmp_path / "out").values()) == ["sinusitis"] * 4
+
+
 def test_retry_after_header_forms() -> None:
     def rate_limited(**headers: str) -> SimpleNamespace:  # what retry_after reads of an openai.APIStatusError
         return SimpleNamespace(response=SimpleNamespace(headers=headers))

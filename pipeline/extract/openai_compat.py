@@ -66,9 +66,15 @@ class Backend(LLMBackend):
             return self._send(meter, request)
 
     def _send(self, meter: Meter, request: dict[str, Any]) -> Any:
+        """One request with transport retries; `_FormatRefused` if it asked with json_schema and was refused.
+
+        The format is read once: with several requests in flight, others may be refused json_schema
+        after this one switched the backend to json_object, and each must still fall back.
+        """
         import openai
 
-        if self.response_format == "json_object":
+        response_format = self.response_format
+        if response_format == "json_object":
             request = constrained_format(request)
 
         def count_retry(_: RetryCallState) -> None:
@@ -84,7 +90,7 @@ class Backend(LLMBackend):
         try:
             return retrying(self.client().chat.completions.create, **request)
         except openai.APIError as exc:
-            if self.response_format == "json_schema" and refuses_format(exc):
+            if response_format == "json_schema" and refuses_format(exc):
                 raise _FormatRefused from None
             raise TransportError(self._redact(f"{type(exc).__name__}: {exc}")) from None
 
