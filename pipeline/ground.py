@@ -79,9 +79,15 @@ def _exact(source: str, start: int, end: int, needle: str) -> list[tuple[int, in
 
 
 def _normalised(source: str, start: int, end: int, needle: str) -> list[tuple[int, int]]:
+    """Matches at every start, overlapping ones too: in '9B B  B' the 'B B B' that cuts '9B' is
+    rejected later, and the one after it must still be found."""
     pattern = r"\s+".join(re.escape(token) for token in needle.split())
     regex = re.compile(pattern, re.IGNORECASE)
-    return [(m.start(), m.end()) for m in regex.finditer(source, start, end)]
+    spans, at = [], start
+    while (match := regex.search(source, at, end)) is not None:
+        spans.append(match.span())
+        at = match.start() + 1
+    return spans
 
 
 def _fuzzy(source: str, start: int, end: int, needle: str, threshold: float, anchor: int) -> Match | None:

@@ -139,6 +139,31 @@ def _write_many(path: str, writer: int, count: int, barrier: multiprocessing.Bar
     cache.close()
 
 
+def _open_and_put(path: str, writer: int, barrier: multiprocessing.Barrier) -> None:
+    barrier.wait()
+    with ModelCache(Path(path)) as cache:
+        cache.put(*entry(writer))
+
+
+def test_processes_opening_a_new_cache_at_once_all_get_in(tmp_path: Path) -> None:
+    """Eight processes start on a cache that does not exist yet (a sharded run's first seconds): the
+    switch to WAL mode must wait for the others, not fail with 'database is locked'. A stress test:
+    without the retry in `ModelCache._open`, about one attempt in fifteen lost a process."""
+    openers = 8
+    context = multiprocessing.get_context("spawn")
+    for attempt in range(6):
+        path = tmp_path / f"fresh{attempt}" / "models.sqlite3"
+        barrier = context.Barrier(openers)
+        procs = [context.Process(target=_open_and_put, args=(str(path), w, barrier)) for w in range(openers)]
+        for proc in procs:
+            proc.start()
+        for proc in procs:
+            proc.join(timeout=120)
+        assert [p.exitcode for p in procs] == [0] * openers
+        with ModelCache(path) as cache:
+            assert cache.count() == openers
+
+
 def test_processes_writing_at_once_lose_nothing(db: Path) -> None:
     writers, count = 4, 150
     context = multiprocessing.get_context("spawn")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from pipeline.extract.llm import CriterionItem, EntityOut, GroundingContext, batches, criterion_items, ground_entity
@@ -60,6 +60,7 @@ def test_numbers_written_in_text() -> None:
     assert not number_occurs(1, "HbA1c above target")
 
 
+@example(words=["9", "9", "9B", "B", "B", "B"], gaps=[" ", " ", " ", " ", "  ", " ", " ", " "], i=3, n=3)
 @given(
     st.lists(st.text(alphabet="abAB<9", min_size=1, max_size=4), min_size=1, max_size=8),
     st.lists(st.sampled_from([" ", "  ", "\n", " \n "]), min_size=8, max_size=8),

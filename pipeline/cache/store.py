@@ -11,6 +11,7 @@ import json
 import os
 import sqlite3
 import threading
+import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -94,18 +95,35 @@ class ModelCache:
             return held[1]
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            conn = sqlite3.connect(
-                self.path, timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None, check_same_thread=False
-            )
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=NORMAL")
-            conn.execute(SCHEMA)
+            conn = self._open()
         except (sqlite3.DatabaseError, OSError) as exc:
             raise CacheError(f"{self.path}: cannot open the model cache ({exc})") from exc
         self._local.held = (os.getpid(), conn)
         with self._lock:
             self._connections.append(conn)
         return conn
+
+    def _open(self) -> sqlite3.Connection:
+        """A connection in WAL mode with the table made, retried while another process holds the lock.
+
+        Switching a new database to WAL takes an exclusive lock that SQLite's busy timeout does not
+        wait for, so several processes opening a fresh cache at once can see 'database is locked'.
+        """
+        deadline = time.monotonic() + BUSY_TIMEOUT_SECONDS
+        while True:
+            conn = sqlite3.connect(
+                self.path, timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None, check_same_thread=False
+            )
+            try:
+                conn.execute("PRAGMA journal_mode=WAL")
+                conn.execute("PRAGMA synchronous=NORMAL")
+                conn.execute(SCHEMA)
+                return conn
+            except sqlite3.OperationalError as exc:
+                conn.close()
+                if "locked" not in str(exc) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.02)
 
     def _use(self, key: str) -> None:
         collected = _COLLECTED.get()
