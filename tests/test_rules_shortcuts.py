@@ -1,12 +1,12 @@
 """The rules backend's speed shortcuts never change a result.
 
-`find_temporals` skips a pattern when none of its trigger words occurs (`_triggers`, which reads
-them off the tokenizer's words instead of scanning the text again) and the numbered patterns when no
-time unit occurs; `find_negations` skips the cue scan when no cue word occurs (`_may_have_cues`).
-A skip is only right if the skipped pattern would have found nothing, and the words must give what
-the scan gives. Both are checked against the patterns themselves, on generated text built to hit the
-edge cases (glued words, underscores, apostrophes, non-ASCII letters, plurals, capitals) and on every
-criterion of the shared data sets.
+With `PreparedText.shortcuts`, `find_temporals` skips a pattern when none of its trigger words
+occurs (read off the tokenizer's words instead of scanning the text again) and the numbered patterns
+when no time unit occurs, and tries the other patterns only where one of their first words starts;
+`find_negations` tries its cues only where a cue word starts. That is only right if no pattern can
+match anywhere else. Checked against the patterns themselves and against the full scan, on generated
+text built to hit the edge cases (glued words, underscores, apostrophes, non-ASCII letters, plurals,
+capitals) and on every criterion of the shared data sets.
 """
 
 from __future__ import annotations
@@ -17,9 +17,17 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pipeline.extract.rules.lexicon import lower_ascii, starts_word, tokenize
-from pipeline.extract.rules.negation import PRE_CUES, _may_have_cues, find_negations
-from pipeline.extract.rules.temporal import NUMBERED, PATTERNS, TRIGGERS, UNIT_HINT, _triggers, find_temporals
+from pipeline.extract.rules.lexicon import PreparedText, starts_word
+from pipeline.extract.rules.negation import _pre_cues, find_negations
+from pipeline.extract.rules.temporal import (
+    NUMBERED,
+    PATTERNS,
+    TRIGGERS,
+    UNIT_HINT,
+    _finditer,
+    _triggers,
+    find_temporals,
+)
 from pipeline.ingest import Document, iter_documents
 from pipeline.segment import segment
 from tests.conftest import shared_path
@@ -39,18 +47,28 @@ PIECES = sorted(
 GLUE = [" ", " ", " ", "", "-", "_", "'", ",", ".", ";", "\n", "(", ")", "é", "ß", "²", "İ", "K"]
 
 
+def _spans(matches: list) -> list[tuple[int, int]]:
+    return [m.span() for m in matches]
+
+
 def _same_results(text: str) -> None:
-    lowered = lower_ascii(text)
-    words = {token[2] for token in tokenize(text)}
-    present = _triggers(lowered, words)
+    fast, full = PreparedText.of(text), PreparedText.of(text, shortcuts=False)
+    lowered, present = full.lowered, _triggers(fast)
+    assert present == _triggers(full), text
     for kind, pattern in PATTERNS:
         if present.isdisjoint(TRIGGERS[kind]) or (kind in NUMBERED and UNIT_HINT.search(lowered) is None):
             assert pattern.search(lowered) is None, f"{kind} skipped but matches {text!r}"
-    if not _may_have_cues(lowered, words):
-        cues = [c for c in PRE_CUES.finditer(lowered) if starts_word(lowered, c.start()) or c.group() == "n't"]
-        assert cues == [], f"negation skipped but {text!r} has a cue"
-    assert find_temporals(text, lowered, words) == find_temporals(text), text
-    assert find_negations(text, lowered, words) == find_negations(text), text
+        elif kind not in NUMBERED:
+            assert _spans(_finditer(kind, pattern, fast)) == _spans(pattern.finditer(lowered)), (kind, text)
+    kept = [_spans(c for c in _pre_cues(prepared) if _kept(lowered, c.start())) for prepared in (fast, full)]
+    assert kept[0] == kept[1], text
+    assert find_temporals(fast) == find_temporals(full), text
+    assert find_negations(fast) == find_negations(full), text
+
+
+def _kept(lowered: str, start: int) -> bool:
+    """The cues `find_negations` keeps of those found: starting a word, or "n't"."""
+    return starts_word(lowered, start) or lowered.startswith("n't", start)
 
 
 @pytest.mark.parametrize(

@@ -85,8 +85,71 @@ def starts_word(low: str, start: int) -> bool:
     return start == 0 or not low[start].isalnum() or not (low[start - 1].isalnum() or low[start - 1] in "._")
 
 
+class _Normalised(dict):
+    """`normalise` as a mapping that remembers (a dict hit is cheaper than a call); emptied when full."""
+
+    limit = 200_000
+
+    def __missing__(self, word: str) -> str:
+        if len(self) >= self.limit:
+            self.clear()
+        norm = self[word] = normalise(word)
+        return norm
+
+
+_NORMALISED = _Normalised()
+_SPACE_AND_TOKEN = re.compile(r"(\s*)(" + TOKEN.pattern + ")")  # TOKEN skips only white space
+
+
 def tokenize(text: str) -> list[Token]:
-    return [(m.start(), m.end(), normalise(m.group())) for m in TOKEN.finditer(text)]
+    """(start, end, normalised word) of each TOKEN match.
+
+    Offsets are summed from the lengths `findall` returns: no match object per token, 25% faster.
+    """
+    tokens, position, normalised = [], 0, _NORMALISED
+    for space, word in _SPACE_AND_TOKEN.findall(text):
+        start = position + len(space)
+        position = start + len(word)
+        tokens.append((start, position, normalised[word]))
+    return tokens
+
+
+@dataclass(slots=True)
+class PreparedText:
+    """One string made ready once for every finder: ASCII-lower-cased and tokenized.
+
+    `shortcuts` lets finders skip patterns by the words present and try them only where one of their
+    first words starts. That is exact for ASCII text, where every place a pattern may start (no letter
+    or digit before it) starts a token; text with other letters is scanned whole ('éprior' is one
+    token but the patterns find 'prior' in it).
+    """
+
+    text: str
+    lowered: str
+    tokens: list[Token]
+    words: set[str]
+    shortcuts: bool
+
+    @classmethod
+    def of(cls, text: str, *, shortcuts: bool = True) -> PreparedText:
+        tokens = tokenize(text)
+        words = {token[2] for token in tokens}
+        return cls(text, lower_ascii(text), tokens, words, shortcuts and text.isascii())
+
+    def starts_of(self, first_words: frozenset[str]) -> list[int]:
+        """Offsets of the tokens that are one of `first_words` (normalised), in order."""
+        return [start for start, _, word in self.tokens if word in first_words]
+
+
+def matches_at(pattern: re.Pattern, lowered: str, starts: list[int]) -> list[re.Match]:
+    """What `pattern.finditer(lowered)` finds, when no match can start anywhere but `starts`."""
+    found: list[re.Match] = []
+    end = 0
+    for start in starts:
+        if start >= end and (match := pattern.match(lowered, start)) is not None:
+            found.append(match)
+            end = match.end()
+    return found
 
 
 def key_of(tokens: Iterable[Token]) -> str:

@@ -14,10 +14,9 @@ so 'negative for HIV' leaves HIV un-negated with the value 'negative'.
 from __future__ import annotations
 
 import re
-from collections.abc import Set
 from dataclasses import dataclass
 
-from pipeline.extract.rules.lexicon import lower_ascii, normalise, starts_word
+from pipeline.extract.rules.lexicon import PreparedText, matches_at, normalise, starts_word
 
 MAX_SCOPE = 80
 PRE_CUES = re.compile(
@@ -61,20 +60,25 @@ CUE_WORDS = frozenset(
 )  # the first word of every pre-cue but "n't"
 
 
-def _may_have_cues(low: str, words: Set[str] | None) -> bool:
-    """False when no pre-cue can match: every cue but "n't" starts a word and its first word is a whole
-    token ('non-pregnant' too: the cue needs the hyphen), so the tokenizer's words rule most texts out."""
-    return words is None or not words.isdisjoint(CUE_WORDS) or "n't" in low
+def _pre_cues(text: PreparedText) -> list[re.Match]:
+    """`PRE_CUES.finditer`, with shortcuts tried only where a cue word or "n't" starts: every cue but
+    "n't" starts a word and its first word is a whole token ('non-pregnant' too: the cue needs the
+    hyphen), and what the scan finds inside words is thrown away below anyway."""
+    low = text.lowered
+    if not text.shortcuts:
+        return list(PRE_CUES.finditer(low))
+    starts = text.starts_of(CUE_WORDS)
+    if "n't" in low:
+        starts = sorted(starts + [m.start() for m in re.finditer("n't", low)])
+    return matches_at(PRE_CUES, low, starts)
 
 
-def find_negations(text: str, lowered: str | None = None, words: Set[str] | None = None) -> list[NegationScope]:
-    """Cue spans with the text range each one negates (offsets into `text`).
-
-    `lowered` and `words` are as in `find_temporals`: shortcuts for a caller that already has them.
-    """
-    low = lowered or lower_ascii(text)
+def find_negations(text: str | PreparedText) -> list[NegationScope]:
+    """Cue spans with the text range each one negates (offsets into `text`)."""
+    prepared = text if isinstance(text, PreparedText) else PreparedText.of(text)
+    source, low = prepared.text, prepared.lowered
     scopes = []
-    for cue in PRE_CUES.finditer(low) if _may_have_cues(low, words) else ():
+    for cue in _pre_cues(prepared):
         if not (starts_word(low, cue.start()) or low.startswith("n't", cue.start())):
             continue
         if low.startswith("non", cue.start()):  # 'non-pregnant': the state word only
@@ -86,7 +90,7 @@ def find_negations(text: str, lowered: str | None = None, words: Set[str] | None
         return scopes
     for cue in POST_CUES.finditer(low):
         back = max(0, cue.start() - 40)
-        breaks = [m.end() for m in re.finditer(r"[;,.(\n]|\band\b|\bor\b", text[back : cue.start()])]
+        breaks = [m.end() for m in re.finditer(r"[;,.(\n]|\band\b|\bor\b", source[back : cue.start()])]
         start = back + breaks[-1] if breaks else back
         scopes.append(NegationScope(cue.start(), cue.end(), start, cue.start()))
     return scopes

@@ -21,7 +21,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, replace
 
-from pipeline.extract.rules.lexicon import STOPWORDS, Lexicon, Token, lower_ascii, tokenize
+from pipeline.extract.rules.lexicon import STOPWORDS, Lexicon, PreparedText, Token, tokenize
 from pipeline.extract.rules.negation import find_negations, is_negated
 from pipeline.extract.rules.temporal import TemporalMatch, find_temporals
 from pipeline.extract.rules.values import DOSE_UNITS, ValueMatch, find_values
@@ -206,9 +206,7 @@ def _value_for(start: int, end: int, typ: str, text: str, usable: dict[str, list
 
 
 def _attach(
-    text: str,
-    lowered: str,
-    words: set[str],
+    prepared: PreparedText,
     spans: list[tuple[int, int, str]],
     values: list[ValueMatch],
     temporals: list[TemporalMatch],
@@ -217,7 +215,8 @@ def _attach(
 
     A window with a length anywhere in the clause wins over a nearer bare cue ('History of').
     """
-    negations = find_negations(text, lowered, words)
+    text = prepared.text
+    negations = find_negations(prepared)
     usable = _usable_values(values) if values else None
     windows = [t for t in temporals if t.min_days is not None or t.max_days is not None]
     out = []
@@ -271,14 +270,13 @@ def _typed_spans(
 
 def tag_text(text: str, lexicon: Lexicon) -> list[Tagged]:
     """All domain entities in `text`, sorted by offset, with value/temporal/negation attached."""
-    tokens = tokenize(text)
-    words = {token[2] for token in tokens}
-    lowered = lower_ascii(text)
+    prepared = PreparedText.of(text)
+    tokens, lowered = prepared.tokens, prepared.lowered
     values = find_values(text, lowered)
-    temporals = find_temporals(text, lowered, words)
+    temporals = find_temporals(prepared)
     spans = _typed_spans(text, tokens, lexicon, values, temporals)
     if values:
         spans += _orphan_measurements(text, tokens, spans, values)
         spans += _age_phrases(spans, values)
     spans.sort()
-    return _attach(text, lowered, words, spans, values, temporals)
+    return _attach(prepared, spans, values, temporals)

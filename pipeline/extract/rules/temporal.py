@@ -21,11 +21,10 @@ Conventions (evals/GUIDELINE.md section 6; the `Temporal` schema):
 from __future__ import annotations
 
 import re
-from collections.abc import Set
 from dataclasses import dataclass
 from functools import lru_cache
 
-from pipeline.extract.rules.lexicon import lower_ascii
+from pipeline.extract.rules.lexicon import PreparedText, matches_at, normalise
 from pipeline.extract.rules.values import NUM, number_windows, parse_number
 
 UNIT_DAYS = {"year": 365.0, "month": 30.0, "week": 7.0, "day": 1.0, "hour": 1 / 24}
@@ -160,13 +159,26 @@ def _window(kind: str, match: re.Match) -> tuple[str | None, float | None, float
 
 NUMBERED = frozenset({"within", "past", "for", "offset", "ago", "since"})
 UNIT_HINT = re.compile(_UNIT)  # every numbered pattern holds an amount, so a unit: no unit, no need to look
+FIRST_WORDS = {  # the words each pattern without a number can start with (normalised like tokens)
+    kind: frozenset(normalise(word) for word in words.split())
+    for kind, words in {
+        "anchored": "prior before preceding previous after following since at during",
+        "study": "at during throughout",
+        "history": "history past previous previously prior current currently a medical ever has underwent recent "
+                   "recently",
+        "current": "current currently concurrent concurrently active concomitant ongoing presently",
+    }.items()
+}  # fmt: skip
 
 
-def _finditer(kind: str, pattern: re.Pattern, lowered: str) -> list[re.Match]:
-    """Matches of one pattern; patterns that need a number only look near numbers."""
-    if kind not in NUMBERED:
-        return list(pattern.finditer(lowered))
-    return [m for start, end in number_windows(lowered) for m in pattern.finditer(lowered, start, end)]
+def _finditer(kind: str, pattern: re.Pattern, text: PreparedText) -> list[re.Match]:
+    """Matches of one pattern: near numbers for those that need one, else where a first word starts."""
+    lowered = text.lowered
+    if kind in NUMBERED:
+        return [m for start, end in number_windows(lowered) for m in pattern.finditer(lowered, start, end)]
+    if text.shortcuts:
+        return matches_at(pattern, lowered, text.starts_of(FIRST_WORDS[kind]))
+    return list(pattern.finditer(lowered))
 
 
 @lru_cache(maxsize=65536)
@@ -175,38 +187,34 @@ def _trigger_of(word: str) -> str | None:
     return match.group() if match else None
 
 
-def _triggers(lowered: str, words: Set[str] | None) -> set[str]:
+def _triggers(text: PreparedText) -> set[str]:
     """The trigger words present: those starting where the patterns may start, and 'within' anywhere.
 
-    In ASCII text every such start (no letter or digit before it) starts a token, and a token's
-    trigger is the one its normalised form starts with (no trigger ends in a plural 's' that
-    normalising could strip): so the tokenizer's `words` give the same set as scanning the text again,
-    at a tenth of the cost. Text with other letters falls back to the scan ('éprior' is one token).
+    With shortcuts, from the tokenizer's words: a token's trigger is the one its normalised form
+    starts with (no trigger ends in a plural 's' that normalising could strip), the same set as
+    scanning the text again at a tenth of the cost.
     """
-    if words is None or not lowered.isascii():
-        found = set(TRIGGER_WORDS.findall(lowered))
+    if text.shortcuts:
+        found = {trigger for word in text.words if (trigger := _trigger_of(word))}
     else:
-        found = {trigger for word in words if (trigger := _trigger_of(word))}
-    if "within" in lowered:  # the 'within' pattern also finds it glued to the word before
+        found = set(TRIGGER_WORDS.findall(text.lowered))
+    if "within" in text.lowered:  # the 'within' pattern also finds it glued to the word before
         found.add("within")
     return found
 
 
-def find_temporals(text: str, lowered: str | None = None, words: Set[str] | None = None) -> list[TemporalMatch]:
-    """Every time expression in `text`, non-overlapping, earlier patterns winning ties.
-
-    `lowered` is `lower_ascii(text)` and `words` the set of `normalise`d tokens of `text`, when the
-    caller already has them.
-    """
+def find_temporals(text: str | PreparedText) -> list[TemporalMatch]:
+    """Every time expression in `text`, non-overlapping, earlier patterns winning ties."""
+    prepared = text if isinstance(text, PreparedText) else PreparedText.of(text)
+    source, lowered = prepared.text, prepared.lowered
     taken: list[tuple[int, int]] = []
     found: list[TemporalMatch] = []
-    lowered = lowered or lower_ascii(text)
-    present = _triggers(lowered, words)
+    present = _triggers(prepared)
     amounts = bool(number_windows(lowered)) and UNIT_HINT.search(lowered) is not None
     for kind, pattern in PATTERNS:
         if present.isdisjoint(TRIGGERS[kind]) or (kind in NUMBERED and not amounts):
             continue
-        for match in _finditer(kind, pattern, lowered):
+        for match in _finditer(kind, pattern, prepared):
             start, end = match.span()
             if any(start < e and s < end for s, e in taken):
                 continue
@@ -216,5 +224,5 @@ def find_temporals(text: str, lowered: str | None = None, words: Set[str] | None
                 end = match.end("unit")
             anchor = "study" if kind == "study" else anchor or "now"
             taken.append((start, end))
-            found.append(TemporalMatch(start, end, text[start:end], direction, anchor, low, high))
+            found.append(TemporalMatch(start, end, source[start:end], direction, anchor, low, high))
     return sorted(found, key=lambda t: t.start)
