@@ -120,6 +120,41 @@ def test_tag_text_on_a_plain_string() -> None:
     ]
 
 
+SHARED_VALUES = [
+    # ctgov NCT04646330 (evals/gold): both enzymes take the bound written once after them
+    ("Alanine aminotransferase (ALT) and aspartate aminotransferase (AST) ≤ 2.5 x ULN",
+     {"Alanine aminotransferase (ALT)": "≤ 2.5 x ULN", "aspartate aminotransferase (AST)": "≤ 2.5 x ULN"}),
+    # seeds/001: the result written once before both tests
+    ("Those who are positive for hepatitis B surface antigen or hepatitis C antibody;",
+     {"hepatitis B surface antigen": "positive", "hepatitis C antibody": "positive"}),
+    # seeds/000: a wrapped line between the test and its result is not a clause break
+    ("Hepatitis B virus surface antigen and hepatitis C antibody were\npositive.Active TB",
+     {"hepatitis C antibody": "positive"}),
+    # ctgov NCT02550665 (evals/gold): a score bound with the comparator after the number
+    ("Mini-Mental State Examination (MMSE) score of 20 or less", {"score": "20 or less"}),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("text", "expected"), SHARED_VALUES)
+def test_values_reach_coordinated_and_wrapped_measurements(text: str, expected: dict[str, str]) -> None:
+    values = {t.text: t.value.text if t.value else None for t in tag_text(text, load_default_lexicon())}
+    assert {name: values.get(name) for name in expected} == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "shared"),
+    [
+        ("Creatinine clearance and total serum bilirubin ≤ 2 mg/dL", "≤ 2 mg/dL"),
+        ("Creatinine clearance 60 and total serum bilirubin ≤ 2 mg/dL", None),  # a number of its own between
+        ("Creatinine clearance; total serum bilirubin ≤ 2 mg/dL", None),  # another clause
+    ],
+)
+def test_a_value_is_shared_only_across_joining_words(text: str, shared: str | None) -> None:
+    values = {t.text: t.value.text if t.value else None for t in tag_text(text, load_default_lexicon())}
+    assert values["Creatinine clearance"] == shared
+    assert values["serum bilirubin"] == "≤ 2 mg/dL"
+
+
 def test_extract_shares_no_mutable_state_with_its_input() -> None:
     # hint-style metadata (conditions, interventions) must be copied, not shared
     document = next(d for d in iter_documents([SEEDS / "001_ca660e7d86dc1c0c.txt"]) if isinstance(d, Document))

@@ -96,6 +96,11 @@ CASES = [
     ("Hepatitis Cantibody positive.", "positive", None, None, None, None),
     # chia-dev/NCT00050349_inc: "negative serum pregnancy test" - a result, not a negation
     ("must have a negative serum pregnancy test", "negative", None, None, None, None),
+    # ctgov NCT06221670 (evals/gold): "WHO physical status score 0\~1" - a tilde escaped by CT.gov's markdown
+    ("WHO physical status score 0\\~1", "0\\~1", "between", 0, 1, None),
+    # ctgov NCT01613326 (evals/gold): two bounds, the second refining the unit
+    ("FEV1) ≥ 30%\n and < 80% of the predicted normal", "≥ 30%\n and < 80% of the predicted normal", "between", 30, 80,
+     "% predicted"),
 ]  # fmt: skip
 
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, replace
+from itertools import pairwise
 
 from pipeline.extract.rules.lexicon import STOPWORDS, Lexicon, PreparedText, Token, tokenize
 from pipeline.extract.rules.negation import find_negations, is_negated
@@ -45,7 +46,16 @@ PROCEDURE_HEADS = frozenset(
 )
 NOT_MEASUREMENT_AFTER = frozenset(["age", "aged", "old", "year", "years"])
 AGE_PHRASE = re.compile(r"(?:old|of age|older|younger)$", re.IGNORECASE)
+SHARE_GAP = 30
+DIGIT = re.compile(r"\d")
 CLAUSE_BREAK = re.compile(r";|\.\s|\n(?!\s*[a-z(])")  # a line break before lower case is a wrapped line
+
+
+def _same_clause(text: str, start: int, end: int) -> bool:
+    """No clause break in text[start:end]. The search may look one character past `end`, at what
+    follows the gap: a line break right before 'positive' is a wrapped line, not a new item."""
+    found = CLAUSE_BREAK.search(text, start, end + 1)
+    return found is None or found.start() >= end
 
 
 @dataclass(slots=True)
@@ -122,7 +132,7 @@ def _joinable(tokens: list[Token], k: int, group: list[int]) -> bool:
 def _value_after(end: int, text: str, values: list[ValueMatch]) -> ValueMatch | None:
     """The first value starting shortly after `end` with no clause break in between."""
     for value in values:
-        if value.start >= end and value.start - end <= VALUE_GAP and not CLAUSE_BREAK.search(text[end : value.start]):
+        if value.start >= end and value.start - end <= VALUE_GAP and _same_clause(text, end, value.start):
             return value
     return None
 
@@ -134,6 +144,12 @@ def _qualifies(value: ValueMatch) -> bool:
     if value.unit is None:
         return value.comparator != "=" and value.text[-1].isdigit()
     return True
+
+
+def _score_bound(value: ValueMatch) -> bool:
+    """A bound on a score written with the comparator after the number ('MMSE score of 20 or less'):
+    good enough to attach, too weak to make a Measurement of the words before it ('2 or more episodes')."""
+    return value.comparator in (">=", "<=") and value.text[0].isdigit() and not value.is_duration
 
 
 def _context_type(words: list[Token], typ: str, value: ValueMatch | None) -> str:
@@ -181,14 +197,14 @@ def _nearest(start: int, end: int, items: list, text: str, gap: int) -> object |
             distance, between = start - item.end, (item.end, start)
         else:
             continue
-        if distance < best_gap and not CLAUSE_BREAK.search(text, *between):
+        if distance < best_gap and _same_clause(text, *between):
             best, best_gap = item, distance
     return best
 
 
 def _usable_values(values: list[ValueMatch]) -> dict[str, list[ValueMatch]]:
     """Values each entity type may carry: results ('positive') go to Measurements only, doses to Drugs."""
-    values = [v for v in values if v.unit is not None or v.comparator is None or _qualifies(v)]
+    values = [v for v in values if v.unit is not None or v.comparator is None or _qualifies(v) or _score_bound(v)]
     thresholds = [v for v in values if v.comparator is not None]
     return {
         "Measurement": values,
@@ -229,7 +245,30 @@ def _attach(
             )
         negated = bool(negations) and is_negated(start, end, negations)
         out.append(Tagged(start, end, typ, text[start:end], negated, value, temporal))
+    _share_values(text, out)
     return out
+
+
+def _share_values(text: str, tagged: list[Tagged]) -> None:
+    """A Measurement with no value shares the value of its neighbour Measurement when only a few joining
+    words and no number stand between them: the next one's value after the pair ('ALT (ALT) and AST
+    (AST) <= 2.5 x ULN'; a name that comes out in pieces, 'Eastern Cooperative Oncology | Group (ECOG)
+    performance status of 0-1'), or the previous one's value before the pair ('positive for HBsAg or
+    HCV antibody')."""
+    pairs = list(pairwise(tagged))
+    for first, second in reversed(pairs):
+        if _may_share(text, first, second) and second.value is not None and second.value.start >= second.end:
+            first.value = second.value
+    for first, second in pairs:
+        if _may_share(text, second, first) and first.value is not None and first.value.end <= first.start:
+            second.value = first.value
+
+
+def _may_share(text: str, taker: Tagged, giver: Tagged) -> bool:
+    if taker.type != "Measurement" or giver.type != "Measurement" or taker.value is not None:
+        return False
+    start, end = min(taker.end, giver.end), max(taker.start, giver.start)
+    return end - start <= SHARE_GAP and not DIGIT.search(text, start, end) and _same_clause(text, start, end)
 
 
 def _age_phrases(spans: list[tuple[int, int, str]], values: list[ValueMatch]) -> list[tuple[int, int, str]]:

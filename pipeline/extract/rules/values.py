@@ -96,12 +96,12 @@ def _alternatives(table: list[tuple[str, str]]) -> str:
 
 
 _TAIL = rf"(?:\s*{REFERENCE}|\s*(?P<unit>{_alternatives(UNITS)}))?(?:\s*(?P<post>{_alternatives(POSTFIX)})(?!\w))?"
-_RANGE_SEP = r"(?:\s*(?:-|–|—|~|to)\s*|\s+and\s+)"
+_RANGE_SEP = r"(?:\s*(?:-|–|—|\\?~|to)\s*|\s+and\s+)"  # '\~': a tilde escaped by CT.gov's markdown
 
 VALUE = re.compile(
     rf"(?:(?<![a-z0-9_.])|(?=[<>≥≤=＜＞⩾⩽≧≦]))(?:"
     rf"(?:between|from)\s+(?P<rlow>{NUM})(?:\s*{_alternatives(UNITS)})?{_RANGE_SEP}(?P<rhigh>{NUM})"
-    rf"|(?P<low>{NUM})(?:\s*{_alternatives(UNITS)})?\s*(?:-|–|—|~|to|or)\s*(?P<high>{NUM})"
+    rf"|(?P<low>{NUM})(?:\s*{_alternatives(UNITS)})?\s*(?:-|–|—|\\?~|to|or)\s*(?P<high>{NUM})"
     rf"|(?P<cmp>{_alternatives(COMPARATOR_WORDS)})\s*(?P<num>{NUM})"
     rf"|(?P<bare>{NUM})"
     rf"){_TAIL}"
@@ -260,6 +260,11 @@ def find_values(text: str, lowered: str | None = None) -> list[ValueMatch]:
 RANGE_JOIN = re.compile(r"\s*(?:and|to|-|,|,\s*and)?\s*\\?")  # '\\<' : a markdown-escaped comparator
 
 
+def _same_unit(first: str | None, second: str | None) -> bool:
+    """Units that can bound one range: equal, one missing, or one refining the other ('%', '% predicted')."""
+    return first is None or second is None or first.split()[0] == second.split()[0]
+
+
 def _merge_ranges(text: str, found: list[ValueMatch]) -> list[ValueMatch]:
     """'>=7.0% and <= 9.5%', '≥18 and ≤70 years' -> one 'between' value."""
     merged: list[ValueMatch] = []
@@ -270,10 +275,11 @@ def _merge_ranges(text: str, found: list[ValueMatch]) -> list[ValueMatch]:
             and last.comparator in (">", ">=")
             and value.comparator in ("<", "<=")
             and RANGE_JOIN.fullmatch(text, last.end, value.start)
-            and (last.unit is None or value.unit is None or last.unit == value.unit)
+            and _same_unit(last.unit, value.unit)
         ):
+            unit = max(last.unit or "", value.unit or "", key=len) or None  # '%' and '% predicted': the latter
             merged[-1] = ValueMatch(last.start, value.end, text[last.start : value.end], "between", last.low,
-                                    value.high, value.unit or last.unit)  # fmt: skip
+                                    value.high, unit)  # fmt: skip
         else:
             merged.append(value)
     return merged
