@@ -17,8 +17,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pipeline.extract.rules.lexicon import PreparedText, starts_word
-from pipeline.extract.rules.negation import _pre_cues, find_negations
+from pipeline.extract.rules.lexicon import PreparedText
+from pipeline.extract.rules.negation import _pre_cues, find_negations, starts_cue
 from pipeline.extract.rules.temporal import (
     NUMBERED,
     PATTERNS,
@@ -60,15 +60,10 @@ def _same_results(text: str) -> None:
             assert pattern.search(lowered) is None, f"{kind} skipped but matches {text!r}"
         elif kind not in NUMBERED:
             assert _spans(_finditer(kind, pattern, fast)) == _spans(pattern.finditer(lowered)), (kind, text)
-    kept = [_spans(c for c in _pre_cues(prepared) if _kept(lowered, c.start())) for prepared in (fast, full)]
+    kept = [_spans(c for c in _pre_cues(prepared) if starts_cue(lowered, c.start())) for prepared in (fast, full)]
     assert kept[0] == kept[1], text
     assert find_temporals(fast) == find_temporals(full), text
     assert find_negations(fast) == find_negations(full), text
-
-
-def _kept(lowered: str, start: int) -> bool:
-    """The cues `find_negations` keeps of those found: starting a word, or "n't"."""
-    return starts_word(lowered, start) or lowered.startswith("n't", start)
 
 
 @pytest.mark.parametrize(

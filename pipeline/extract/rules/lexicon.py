@@ -15,10 +15,10 @@ from __future__ import annotations
 
 import re
 from collections import Counter, defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 TOKEN = re.compile(r"[^\W_]+|\S")
 MAX_N = 8
@@ -59,7 +59,6 @@ def suffix_type(word: str) -> str | None:
 Token = tuple[int, int, str]  # (start, end, normalised word): plain tuples build 3x faster than a NamedTuple
 
 
-@lru_cache(maxsize=65536)
 def normalise(word: str) -> str:
     """Lower-case and strip a plural -s, so 'Tumors' and 'tumor' share an entry."""
     word = word.lower()
@@ -85,19 +84,24 @@ def starts_word(low: str, start: int) -> bool:
     return start == 0 or not low[start].isalnum() or not (low[start - 1].isalnum() or low[start - 1] in "._")
 
 
-class _Normalised(dict):
-    """`normalise` as a mapping that remembers (a dict hit is cheaper than a call); emptied when full."""
+class Memo(dict):
+    """A one-argument function as a mapping that remembers its answers (a dict hit is cheaper than a
+    call in a per-token loop); emptied when `limit` answers are held, so a registry-sized vocabulary
+    cannot grow it without end."""
 
-    limit = 200_000
+    def __init__(self, function: Callable[[str], Any], limit: int = 200_000) -> None:
+        super().__init__()
+        self.function = function
+        self.limit = limit
 
-    def __missing__(self, word: str) -> str:
+    def __missing__(self, key: str) -> Any:
         if len(self) >= self.limit:
             self.clear()
-        norm = self[word] = normalise(word)
-        return norm
+        answer = self[key] = self.function(key)
+        return answer
 
 
-_NORMALISED = _Normalised()
+_NORMALISED = Memo(normalise)
 _SPACE_AND_TOKEN = re.compile(r"(\s*)(" + TOKEN.pattern + ")")  # TOKEN skips only white space
 
 
@@ -131,7 +135,10 @@ class PreparedText:
     shortcuts: bool
 
     @classmethod
-    def of(cls, text: str, *, shortcuts: bool = True) -> PreparedText:
+    def of(cls, text: str | PreparedText, *, shortcuts: bool = True) -> PreparedText:
+        """`text` prepared; a PreparedText is returned as it is, so finders take either."""
+        if isinstance(text, PreparedText):
+            return text
         tokens = tokenize(text)
         words = {token[2] for token in tokens}
         return cls(text, lower_ascii(text), tokens, words, shortcuts and text.isascii())
@@ -139,6 +146,11 @@ class PreparedText:
     def starts_of(self, first_words: frozenset[str]) -> list[int]:
         """Offsets of the tokens that are one of `first_words` (normalised), in order."""
         return [start for start, _, word in self.tokens if word in first_words]
+
+
+def word_set(words: str) -> frozenset[str]:
+    """Space-separated words, normalised like tokens, for comparing with `PreparedText.words`."""
+    return frozenset(normalise(word) for word in words.split())
 
 
 def matches_at(pattern: re.Pattern, lowered: str, starts: list[int]) -> list[re.Match]:
@@ -159,19 +171,6 @@ def key_of(tokens: Iterable[Token]) -> str:
 TrieNode = list  # [type if a phrase ends here, {next word: TrieNode}]
 
 
-class _WordTypes(dict):
-    """Word -> type of the word alone, worked out on first sight (see `Lexicon.word_type`)."""
-
-    def __init__(self, lexicon: Lexicon) -> None:
-        super().__init__()
-        self.lexicon = lexicon
-
-    def __missing__(self, word: str) -> str | None:
-        head = self.lexicon.heads.get(word)
-        typ = self[word] = head[0] if head else None if word in self.lexicon.plain else suffix_type(word)
-        return typ
-
-
 @dataclass
 class Lexicon:
     phrases: dict[str, tuple[str, float]] = field(default_factory=dict)
@@ -179,16 +178,17 @@ class Lexicon:
     plain: set[str] = field(default_factory=set)
     max_n: int = MAX_N
     _trie: dict[str, TrieNode] | None = field(default=None, repr=False, compare=False)
-    _word_types: _WordTypes | None = field(default=None, repr=False, compare=False)
+    _word_types: Memo | None = field(default=None, repr=False, compare=False)
 
     def word_type(self, word: str) -> str | None:
         """Type of a lone word: from the head table, else from its suffix if training never saw it."""
-        return self.word_types()[word]
+        head = self.heads.get(word)
+        return head[0] if head else None if word in self.plain else suffix_type(word)
 
     def word_types(self) -> dict[str, str | None]:
-        """`word_type` as a mapping, for loops where a method call per word counts."""
+        """`word_type` as a mapping that remembers, for loops where a method call per word counts."""
         if self._word_types is None:
-            self._word_types = _WordTypes(self)
+            self._word_types = Memo(self.word_type)
         return self._word_types
 
     def trie(self) -> dict[str, TrieNode]:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from pipeline.extract.rules.lexicon import PreparedText, matches_at, normalise, starts_word
+from pipeline.extract.rules.lexicon import PreparedText, matches_at, starts_word, word_set
 
 MAX_SCOPE = 80
 PRE_CUES = re.compile(
@@ -51,13 +51,17 @@ def _forward_scope(low: str, cue_end: int) -> int:
     return stop.start() if stop else limit
 
 
-CUE_WORDS = frozenset(
-    normalise(word)
-    for word in """
+CUE_WORDS = word_set(
+    """
     no not cannot unable without free absence lack never denies denied rule rules ruled none neither nor
     except excluding with other unless non
-    """.split()  # noqa: SIM905
+    """
 )  # the first word of every pre-cue but "n't"
+
+
+def starts_cue(low: str, start: int) -> bool:
+    """A pre-cue counts where it starts a word, or is "n't" ('isn't'); the scan also finds cues inside words."""
+    return starts_word(low, start) or low.startswith("n't", start)
 
 
 def _pre_cues(text: PreparedText) -> list[re.Match]:
@@ -75,11 +79,11 @@ def _pre_cues(text: PreparedText) -> list[re.Match]:
 
 def find_negations(text: str | PreparedText) -> list[NegationScope]:
     """Cue spans with the text range each one negates (offsets into `text`)."""
-    prepared = text if isinstance(text, PreparedText) else PreparedText.of(text)
+    prepared = PreparedText.of(text)
     source, low = prepared.text, prepared.lowered
     scopes = []
     for cue in _pre_cues(prepared):
-        if not (starts_word(low, cue.start()) or low.startswith("n't", cue.start())):
+        if not starts_cue(low, cue.start()):
             continue
         if low.startswith("non", cue.start()):  # 'non-pregnant': the state word only
             end = NEXT_WORD.match(low, cue.end()).end()

@@ -310,8 +310,8 @@ def _typed_spans(
 def tag_text(text: str, lexicon: Lexicon) -> list[Tagged]:
     """All domain entities in `text`, sorted by offset, with value/temporal/negation attached."""
     prepared = PreparedText.of(text)
-    tokens, lowered = prepared.tokens, prepared.lowered
-    values = find_values(text, lowered)
+    tokens = prepared.tokens
+    values = find_values(prepared)
     temporals = find_temporals(prepared)
     spans = _typed_spans(text, tokens, lexicon, values, temporals)
     if values:

@@ -24,7 +24,7 @@ import re
 from dataclasses import dataclass
 from functools import lru_cache
 
-from pipeline.extract.rules.lexicon import PreparedText, matches_at, normalise
+from pipeline.extract.rules.lexicon import PreparedText, matches_at, word_set
 from pipeline.extract.rules.values import NUM, number_windows, parse_number
 
 UNIT_DAYS = {"year": 365.0, "month": 30.0, "week": 7.0, "day": 1.0, "hour": 1 / 24}
@@ -160,7 +160,7 @@ def _window(kind: str, match: re.Match) -> tuple[str | None, float | None, float
 NUMBERED = frozenset({"within", "past", "for", "offset", "ago", "since"})
 UNIT_HINT = re.compile(_UNIT)  # every numbered pattern holds an amount, so a unit: no unit, no need to look
 FIRST_WORDS = {  # the words each pattern without a number can start with (normalised like tokens)
-    kind: frozenset(normalise(word) for word in words.split())
+    kind: word_set(words)
     for kind, words in {
         "anchored": "prior before preceding previous after following since at during",
         "study": "at during throughout",
@@ -205,7 +205,7 @@ def _triggers(text: PreparedText) -> set[str]:
 
 def find_temporals(text: str | PreparedText) -> list[TemporalMatch]:
     """Every time expression in `text`, non-overlapping, earlier patterns winning ties."""
-    prepared = text if isinstance(text, PreparedText) else PreparedText.of(text)
+    prepared = PreparedText.of(text)
     source, lowered = prepared.text, prepared.lowered
     taken: list[tuple[int, int]] = []
     found: list[TemporalMatch] = []

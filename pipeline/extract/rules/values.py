@@ -28,7 +28,7 @@ import re
 from dataclasses import dataclass
 from functools import lru_cache
 
-from pipeline.extract.rules.lexicon import lower_ascii, starts_word
+from pipeline.extract.rules.lexicon import PreparedText, starts_word
 
 NUMBER_WORDS = {
     "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8, "nine": 9,
@@ -234,13 +234,11 @@ def _qualitative(text: str, lowered: str, numeric: list[ValueMatch]) -> list[Val
     ]
 
 
-def find_values(text: str, lowered: str | None = None) -> list[ValueMatch]:
-    """Every quantity in `text`, left to right, non-overlapping; offsets are into `text`.
-
-    `lowered` is `lower_ascii(text)` when the caller already has it.
-    """
+def find_values(text: str | PreparedText) -> list[ValueMatch]:
+    """Every quantity in `text`, left to right, non-overlapping; offsets are into `text`."""
+    prepared = PreparedText.of(text)
+    text, lowered = prepared.text, prepared.lowered
     found = []
-    lowered = lowered or lower_ascii(text)
     for match in _matches(lowered):
         if not starts_word(lowered, match.start()):
             continue
