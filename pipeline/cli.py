@@ -62,10 +62,10 @@ def run(
 
     Rerunning into the same OUTDIR with the same settings skips the documents already done.
     """
-    from pipeline.cache import CacheError
     from pipeline.config import build_config
-    from pipeline.extract import BackendError, resolve_backend_name
-    from pipeline.run import RunError, Shard
+    from pipeline.errors import BackendError, CacheError, RunError
+    from pipeline.extract import resolve_backend_name
+    from pipeline.run import Shard
     from pipeline.run import run as run_batch
 
     err = Console(stderr=True)
@@ -150,7 +150,7 @@ def merge(
     outdir: Annotated[Path, typer.Option("-o", "--outdir", help="Output directory for the merged run.")],
 ) -> None:
     """Combine shard outputs into the output one unsharded run would have written."""
-    from pipeline.run import RunError
+    from pipeline.errors import RunError
     from pipeline.run.merge import merge as merge_parts
 
     err = Console(stderr=True)

@@ -9,9 +9,10 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from pipeline.cache import CacheError, ModelCache, cache_key
+from pipeline.cache import ModelCache, cache_key
 from pipeline.cache.commands import register
 from pipeline.cache.recording import export_recording, import_recording
+from pipeline.errors import CacheError
 
 
 def entry(n: int) -> tuple[str, dict]:

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from pipeline.errors import EvaluateError
 from pipeline.evaluate import gate
-from pipeline.evaluate.records import EvalInputError
 from pipeline.schema import TrialRecord
 
 WORDS = {"asthma": "Condition", "aspirin": "Drug", "biopsy": "Procedure", "creatinine": "Measurement"}
@@ -51,7 +51,7 @@ def test_check_uses_override_and_flags_vanished_metrics():
 
 
 def test_check_without_section_is_an_input_error():
-    with pytest.raises(EvalInputError, match=r"^evals/baseline\.json: no section 'openai'; create it with"):
+    with pytest.raises(EvaluateError, match=r"^evals/baseline\.json: no section 'openai'; create it with"):
         gate.check({"rules": {"metrics": {}}}, "openai", report({}), where="evals/baseline.json")
 
 
@@ -72,7 +72,7 @@ def test_update_rewrites_only_its_section_and_keeps_overrides(tmp_path):
 def test_bad_baseline_file_is_named(tmp_path):
     path = tmp_path / "baseline.json"
     path.write_text("{not json")
-    with pytest.raises(EvalInputError, match=r"baseline\.json: not valid JSON"):
+    with pytest.raises(EvaluateError, match=r"baseline\.json: not valid JSON"):
         gate.load_baseline(path)
 
 

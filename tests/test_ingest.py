@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from pipeline.ingest import Document, IngestError, iter_documents
+from pipeline.errors import IngestError
+from pipeline.ingest import Document, iter_documents
 from pipeline.segment import segment
 
 CTGOV_STUDY = {

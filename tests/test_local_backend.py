@@ -56,7 +56,8 @@ def test_local_backend_extracts_grounded_entities_from_the_seeds(backend, seed_r
 
 def test_missing_model_file_is_a_clear_error(tmp_path: Path) -> None:
     require_llama_cpp()
-    from pipeline.extract import BackendError, load_backend
+    from pipeline.errors import BackendError
+    from pipeline.extract import load_backend
 
     with pytest.raises(BackendError, match=r"nope\.gguf: model file not found"):
         load_backend(RunConfig(backend="local", model_path=str(tmp_path / "nope.gguf")))

@@ -11,9 +11,10 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
+from pipeline.errors import ReviewError
 from pipeline.review.commands import register
 from pipeline.review.diff import gold_diff, run_diff
-from pipeline.review.page import ReviewError, load_gold, load_records, write_review
+from pipeline.review.page import load_gold, load_records, write_review
 from tests.review_fixtures import TRIAL_A, gold_for_a, other_run_a, review_inputs, sample_records, write_jsonl
 
 DATA_BLOCK = re.compile(r'<script type="application/json" id="review-data">(.*?)</script>', re.S)

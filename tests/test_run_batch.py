@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 
 from pipeline.config import RunConfig
-from pipeline.run import RunError, Shard, run
+from pipeline.errors import RunError
+from pipeline.run import Shard, run
 from pipeline.run.journal import PARTS_DIR, Journal
 from pipeline.run.limits import RateLimiter
 from tests.conftest import SEEDS

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.ingest import Document, IngestError, iter_documents
+from pipeline.errors import IngestError
+from pipeline.ingest import Document, iter_documents
 from pipeline.schema import TrialRecord
 from pipeline.segment import segment
 from pipeline.segment.page import parse_page

@@ -7,9 +7,10 @@ from typing import Annotated
 
 import typer
 
-from pipeline.cache import CacheError, CacheMode, ModelCache, cache_path
+from pipeline.cache import CacheMode, ModelCache, cache_path
 from pipeline.cache.recording import export_recording, import_recording, run_keys
 from pipeline.config import build_config
+from pipeline.errors import CacheError
 
 CacheDir = Annotated[
     str | None, typer.Option("--cache-dir", help="Cache directory (default: TRIALSTRUCT_CACHE_DIR or per-user cache).")

@@ -11,7 +11,8 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from pipeline.cache.keys import canonical_json
-from pipeline.cache.store import CacheError, ModelCache
+from pipeline.cache.store import ModelCache
+from pipeline.errors import CacheError
 from pipeline.run.outputs import KEYS_FILE, atomic_write
 
 

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.cache.keys import cache_key, canonical_json
+from pipeline.errors import EXIT_FAILED, CacheError
 
 BUSY_TIMEOUT_SECONDS = 60.0
 DB_NAME = "models.sqlite3"
@@ -47,12 +48,11 @@ class CacheMode(StrEnum):
     OFF = "off"
 
 
-class CacheError(Exception):
-    """The cache file or a recording cannot be used (one-line message for the user)."""
 
+class CacheMiss(CacheError):
+    """An offline run needed a model call that is not cached (that document fails, the run goes on)."""
 
-class CacheMiss(Exception):
-    """An offline run needed a model call that is not cached."""
+    exit_code = EXIT_FAILED
 
     def __init__(self, key: str, request: dict[str, Any] | None = None) -> None:
         self.key = key

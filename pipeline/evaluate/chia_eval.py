@@ -13,10 +13,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from pipeline.errors import EvaluateError
 from pipeline.evaluate.chia import DOMAIN_TYPES, ChiaDocument, read_chia_dir
 from pipeline.evaluate.metrics import entity_counts, entity_metric_names
 from pipeline.evaluate.predict import load_runner, recording, run_backend
-from pipeline.evaluate.records import EvalInputError
 from pipeline.evaluate.score import build_report
 from pipeline.evaluate.stats import DocumentResult
 from pipeline.extract import Backend
@@ -57,7 +57,7 @@ def evaluate_chia(
     """The entity report over a Chia folder and its baseline key `chia:<backend>`."""
     docs = read_chia_dir(directory)
     if not docs:
-        raise EvalInputError(f"{directory}: no Chia .txt files found")
+        raise EvaluateError(f"{directory}: no Chia .txt files found")
     runner = load_runner(flags)
     with recording(runner, record_to) as recorded:
         results = [score_chia_document(directory, doc, runner.backend) for doc in docs[:limit]]

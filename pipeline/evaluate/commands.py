@@ -85,8 +85,8 @@ def eval_command(
     config: Annotated[Path | None, typer.Option(help="trialstruct TOML settings file.")] = None,
 ) -> None:
     """Score predictions against the gold set (or Chia) and optionally gate on the baseline."""
+    from pipeline.errors import EvaluateError
     from pipeline.evaluate import gate
-    from pipeline.evaluate.records import EvalInputError
     from pipeline.evaluate.report import print_report, write_json, write_markdown
 
     _check_modes(pred, backend, chia, record, check, update_baseline)
@@ -110,7 +110,7 @@ def eval_command(
             typer.echo(f"baseline {baseline} section {key!r} updated")
         if check:
             failures = gate.check(gate.load_baseline(baseline), key, report, where=str(baseline))
-    except EvalInputError as exc:
+    except EvaluateError as exc:
         raise _fail(str(exc)) from None
     if check:
         for line in failures:

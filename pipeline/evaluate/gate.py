@@ -18,7 +18,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from pipeline.evaluate.records import EvalInputError
+from pipeline.errors import EvaluateError
 from pipeline.evaluate.report import write_atomic
 
 TOLERANCE_FLOOR = 0.005
@@ -36,9 +36,9 @@ def load_baseline(path: Path) -> dict[str, Any]:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as exc:
-        raise EvalInputError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno})") from exc
+        raise EvaluateError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno})") from exc
     if not isinstance(data, dict):
-        raise EvalInputError(f"{path}: expected an object keyed by backend name")
+        raise EvaluateError(f"{path}: expected an object keyed by backend name")
     return data
 
 
@@ -67,7 +67,7 @@ def update_baseline(path: Path, key: str, report: dict[str, Any]) -> None:
 def check(baseline: dict[str, Any], key: str, report: dict[str, Any], where: str = "baseline") -> list[str]:
     """One message per tracked metric that fell by more than its tolerance (empty list: pass)."""
     if key not in baseline:
-        raise EvalInputError(f"{where}: no section {key!r}; create it with --update-baseline")
+        raise EvaluateError(f"{where}: no section {key!r}; create it with --update-baseline")
     failures = []
     for name, entry in sorted(baseline[key]["metrics"].items()):
         tolerance = entry.get("tolerance_override", entry["tolerance"])

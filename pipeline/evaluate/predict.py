@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.config import RunConfig
-from pipeline.evaluate.records import EvalInputError
-from pipeline.extract import Backend, BackendError, load_backend, resolve_backend_name
+from pipeline.errors import BackendError, EvaluateError
+from pipeline.extract import Backend, load_backend, resolve_backend_name
 from pipeline.ingest import Document, iter_documents
 from pipeline.ingest.text import read_text_document
 from pipeline.schema import TrialRecord
@@ -36,15 +36,15 @@ class Runner:
 
 def load_runner(flags: dict[str, Any]) -> Runner:
     """The backend named by the CLI flags (None means 'not given'; `config_file` is the --config TOML)."""
-    from pipeline.cache.store import CacheError
     from pipeline.config import build_config
+    from pipeline.errors import CacheError
 
     settings = {k: v for k, v in flags.items() if k != "config_file"}
     try:
         config = build_config(settings, flags.get("config_file"))
         return Runner(load_backend(config), resolve_backend_name(config), config)
     except (BackendError, CacheError, ValueError) as exc:
-        raise EvalInputError(str(exc)) from exc
+        raise EvaluateError(str(exc)) from exc
 
 
 @contextmanager
@@ -57,7 +57,8 @@ def recording(runner: Runner, path: Path | None) -> Iterator[dict[str, int]]:
     """
     from pipeline.cache import open_cache
     from pipeline.cache.recording import export_recording
-    from pipeline.cache.store import CacheError, collect_keys
+    from pipeline.cache.store import collect_keys
+    from pipeline.errors import CacheError
 
     status: dict[str, int] = {}
     with collect_keys() as keys:
@@ -69,7 +70,7 @@ def recording(runner: Runner, path: Path | None) -> Iterator[dict[str, int]]:
         present = [key for key, _ in cache.entries(sorted(keys))] if keys else []
         status["recorded"] = export_recording(cache, present, path)
     except CacheError as exc:
-        raise EvalInputError(str(exc)) from exc
+        raise EvaluateError(str(exc)) from exc
     status["not_cached"] = len(keys) - len(present)
 
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from pipeline.config import RunConfig
+from pipeline.errors import BackendError
 from pipeline.schema import Provenance, TrialRecord
 
 
@@ -49,9 +50,6 @@ class Backend(Protocol):
         """Return a copy of `record` with entities attached to its criteria."""
         ...
 
-
-class BackendError(Exception):
-    """A backend cannot be loaded or configured (one-line message for the user)."""
 
 
 BACKEND_NAMES = ("auto", "none", "rules", "openai", "local")

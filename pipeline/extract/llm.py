@@ -31,6 +31,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
 from pipeline import __version__
 from pipeline.config import RunConfig
+from pipeline.errors import ExtractError
 from pipeline.extract import Extraction, Usage
 from pipeline.ground import Match, locate, number_occurs
 from pipeline.schema import (
@@ -58,7 +59,7 @@ MAX_TEXT = 300
 ANSWER_TOKENS_PER_CRITERION = MAX_ENTITIES_PER_CRITERION * 40
 
 
-class ExtractionError(Exception):
+class ExtractionError(ExtractError):
     """A document could not be extracted; `usage` still holds what the attempts cost."""
 
     def __init__(self, message: str, usage: Usage | None = None) -> None:

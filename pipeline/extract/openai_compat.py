@@ -16,7 +16,7 @@ from typing import Any
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt, wait_random_exponential
 
 from pipeline.config import RunConfig
-from pipeline.extract import BackendError
+from pipeline.errors import BackendError
 from pipeline.extract.llm import ExtractionError, LLMBackend, Meter, constrained_format
 
 MAX_RETRY_AFTER = 120.0

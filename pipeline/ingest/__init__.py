@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from pipeline.errors import IngestError
 from pipeline.schema import CriterionKind, Source, Trial
 
 TEXT_SUFFIXES = {".txt", ".md"}
@@ -44,17 +45,6 @@ class Document:
     trial: Trial = field(default_factory=Trial)
     warnings: list[str] = field(default_factory=list)
 
-
-@dataclass
-class IngestError:
-    """A file or row that could not be read; `message` is one line naming the problem."""
-
-    path: str
-    message: str
-    doc_id: str | None = None
-
-    def __str__(self) -> str:
-        return f"{self.path}: {self.message}"
 
 
 def sha256_text(text: str) -> str:

@@ -15,7 +15,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from pipeline.ingest import Document, IngestError, decode, normalise, sha256_text
+from pipeline.errors import IngestError
+from pipeline.ingest import Document, decode, normalise, sha256_text
 from pipeline.schema import Evidence, Source, Trial
 
 ID_FIELDS = ("nct_id", "nctid", "nct", "doc_id", "id", "trial_id")

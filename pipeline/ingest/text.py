@@ -5,7 +5,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from pipeline.ingest import Document, IngestError, decode, sha256_text
+from pipeline.errors import IngestError
+from pipeline.ingest import Document, decode, sha256_text
 from pipeline.schema import Source
 
 # Chia's naming: NCT01234567_inc.txt / NCT01234567_exc.txt hold one criteria list each.

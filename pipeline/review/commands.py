@@ -22,7 +22,8 @@ def review(
     per_page: Annotated[int, typer.Option(help="Larger runs get an index page plus one page per document.")] = 200,
 ) -> None:
     """Review extracted records next to their source, against gold and another run."""
-    from pipeline.review.page import ReviewError, load_gold, load_records, write_review
+    from pipeline.errors import ReviewError
+    from pipeline.review.page import load_gold, load_records, write_review
 
     try:
         records = load_records(outdir)

@@ -18,15 +18,13 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from pipeline.evaluate.records import EvalInputError, iter_record_lines, read_record_files
+from pipeline.errors import EvaluateError, ReviewError
+from pipeline.evaluate.records import iter_record_lines, read_record_files
 from pipeline.review.diff import gold_diff, run_diff
 from pipeline.schema import TrialRecord
 
 PER_PAGE = 200
 
-
-class ReviewError(ValueError):
-    """Bad input for the review page; the message names the file and the problem."""
 
 
 def load_records(path: Path) -> list[TrialRecord]:
@@ -36,7 +34,7 @@ def load_records(path: Path) -> list[TrialRecord]:
         raise ReviewError(f"{file}: no such file (expected a run directory holding records.jsonl)")
     try:
         return [record for _, record in iter_record_lines(file)]
-    except EvalInputError as exc:
+    except EvaluateError as exc:
         raise ReviewError(str(exc)) from None
 
 
@@ -46,7 +44,7 @@ def load_gold(folder: Path) -> dict[str, TrialRecord]:
         raise ReviewError(f"{folder}: gold directory does not exist")
     try:
         return {record.doc_id: record for record in read_record_files(folder)}
-    except EvalInputError as exc:
+    except EvaluateError as exc:
         raise ReviewError(str(exc)) from None
 
 

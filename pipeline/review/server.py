@@ -25,7 +25,8 @@ from urllib.parse import unquote, urlsplit
 
 from pydantic import ValidationError
 
-from pipeline.review.page import ReviewError, doc_bundle, doc_summary, page_payload, render_page
+from pipeline.errors import ReviewError
+from pipeline.review.page import doc_bundle, doc_summary, page_payload, render_page
 from pipeline.run.outputs import atomic_write
 from pipeline.schema import TrialRecord
 

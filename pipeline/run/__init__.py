@@ -6,7 +6,8 @@ can take one deterministic share of the inputs (`shard`), and writes the outputs
 input order (`outputs`, which lists the files); `merge` recombines shard outputs.
 """
 
-from pipeline.run.outputs import Failure, RunError, RunResult, atomic_write
+from pipeline.errors import RunError
+from pipeline.run.outputs import Failure, RunResult, atomic_write
 from pipeline.run.runner import process_document, run
 from pipeline.run.shard import Shard
 

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from pipeline.run.outputs import RunError
+from pipeline.errors import RunError
 
 PARTS_DIR = ".parts"
 SYNC_INTERVAL = 1.0

@@ -33,9 +33,6 @@ POSITIONS = "positions.json"
 KEYS_FILE = "cache-keys.txt"
 
 
-class RunError(Exception):
-    """The run cannot start or its outputs cannot be combined (one-line message for the user)."""
-
 
 @dataclass
 class Failure:

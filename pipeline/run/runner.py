@@ -24,8 +24,9 @@ from typing import Any
 
 from pipeline.cache import CacheMiss, ModelCache, canonical_json, collect_keys, open_cache
 from pipeline.config import RunConfig
+from pipeline.errors import IngestError
 from pipeline.extract import Backend, Usage, load_backend, resolve_backend_name
-from pipeline.ingest import Document, IngestError, iter_documents
+from pipeline.ingest import Document, iter_documents
 from pipeline.run.journal import Journal
 from pipeline.run.limits import RateLimiter
 from pipeline.run.outputs import Failure, RunResult, write_run
