@@ -82,9 +82,16 @@ class CacheError(TrialstructError):
 
 
 class RunError(TrialstructError):
-    """A run cannot start, write its outputs, or combine shards."""
+    """A run cannot start (its output directory is in use) or shard outputs cannot be combined."""
 
     stage = "run"
+    exit_code = EXIT_USAGE
+
+
+class OutputError(TrialstructError):
+    """A file cannot be written (full disk, read-only directory) or read back."""
+
+    stage = "output"
 
 
 class EvaluateError(TrialstructError):

@@ -8,11 +8,10 @@ import json
 import re
 
 import pytest
-import typer
 from typer.testing import CliRunner
 
+from pipeline.cli import app
 from pipeline.errors import ReviewError
-from pipeline.review.commands import register
 from pipeline.review.diff import gold_diff, run_diff
 from pipeline.review.page import load_gold, load_records, write_review
 from tests.review_fixtures import TRIAL_A, gold_for_a, other_run_a, review_inputs, sample_records, write_jsonl
@@ -116,9 +115,6 @@ def test_bad_gold_file_is_named(tmp_path):
 
 def test_cli_writes_the_page_and_reports_bad_input(tmp_path):
     paths = review_inputs(tmp_path)
-    app = typer.Typer()
-    register(app)
-    app.command("noop")(lambda: None)
     out = tmp_path / "r.html"
     args = ["review", str(paths["run"]), "-o", str(out), "--gold", str(paths["gold"]), "--compare", str(paths["other"])]
     result = CliRunner().invoke(app, args)

@@ -16,11 +16,11 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from datetime import UTC, datetime
-from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
 from pipeline.cache.keys import cache_key, canonical_json
+from pipeline.config import CacheMode
 from pipeline.errors import EXIT_FAILED, CacheError
 
 BUSY_TIMEOUT_SECONDS = 60.0
@@ -39,13 +39,6 @@ def collect_keys() -> Iterator[set[str]]:
         yield keys
     finally:
         _COLLECTED.reset(token)
-
-
-class CacheMode(StrEnum):
-    READWRITE = "readwrite"
-    OFFLINE = "offline"
-    REFRESH = "refresh"
-    OFF = "off"
 
 
 

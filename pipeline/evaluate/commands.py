@@ -10,25 +10,23 @@ from typing import Annotated, Any
 
 import typer
 
+from pipeline.errors import ConfigError
+from pipeline.options import cache_mode_flag, config_options
+
 DEFAULT_BASELINE = Path("evals/baseline.json")
-
-
-def _fail(message: str) -> typer.Exit:
-    typer.echo(f"error: {message}", err=True)
-    return typer.Exit(2)
 
 
 def _check_modes(
     pred: Path | None, backend: str | None, chia: Path | None, record: Path | None, check: bool, update: bool
 ) -> None:
     if chia is not None and (backend is None or pred is not None):
-        raise _fail("--chia needs --backend NAME (and no --pred)")
+        raise ConfigError("--chia needs --backend NAME (and no --pred)")
     if chia is None and (pred is None) == (backend is None):
-        raise _fail("give exactly one of --pred RECORDS.jsonl or --backend NAME")
+        raise ConfigError("give exactly one of --pred RECORDS.jsonl or --backend NAME")
     if record is not None and backend is None:
-        raise _fail("--record needs --backend NAME")
+        raise ConfigError("--record needs --backend NAME")
     if check and update:
-        raise _fail("--check and --update-baseline are exclusive: update, then check in a later run")
+        raise ConfigError("--check and --update-baseline are exclusive: update, then check in a later run")
 
 
 def _report(
@@ -60,10 +58,10 @@ def _report(
     return build_report(docs, info=info, **options), key
 
 
+@config_options()
 def eval_command(
     gold: Annotated[Path, typer.Option(help="Directory of gold TrialRecord *.json files.")] = Path("evals/gold"),
     pred: Annotated[Path | None, typer.Option(help="A run's records.jsonl to score.")] = None,
-    backend: Annotated[str | None, typer.Option(help="Run this backend on the gold (or Chia) texts.")] = None,
     chia: Annotated[Path | None, typer.Option(help="Score entities on a Chia BRAT directory instead of gold.")] = None,
     json_out: Annotated[Path | None, typer.Option("--json", help="Write the full report as JSON.")] = None,
     markdown: Annotated[Path | None, typer.Option(help="Write a markdown summary.")] = None,
@@ -75,44 +73,32 @@ def eval_command(
     bootstrap_seed: Annotated[int, typer.Option(help="Seed of the bootstrap resampling.")] = 0,
     worst: Annotated[int, typer.Option(help="How many worst documents to list.")] = 5,
     limit: Annotated[int | None, typer.Option(help="With --chia: score only the first N documents.")] = None,
-    model: Annotated[str | None, typer.Option(help="Model name for --backend.")] = None,
-    base_url: Annotated[str | None, typer.Option(help="Endpoint for --backend openai.")] = None,
-    model_path: Annotated[str | None, typer.Option(help="GGUF file for --backend local.")] = None,
-    cache_dir: Annotated[str | None, typer.Option(help="Response cache directory for --backend.")] = None,
     record: Annotated[Path | None, typer.Option(help="Export the model calls made as a recording (JSONL).")] = None,
     offline: Annotated[bool, typer.Option("--offline", help="Replay cached model calls only.")] = False,
     no_cache: Annotated[bool, typer.Option("--no-cache", help="Neither read nor write the cache.")] = False,
     config: Annotated[Path | None, typer.Option(help="trialstruct TOML settings file.")] = None,
+    **settings: Any,
 ) -> None:
     """Score predictions against the gold set (or Chia) and optionally gate on the baseline."""
-    from pipeline.errors import EvaluateError
     from pipeline.evaluate import gate
     from pipeline.evaluate.report import print_report, write_json, write_markdown
 
-    _check_modes(pred, backend, chia, record, check, update_baseline)
-    if offline and no_cache:
-        raise _fail("choose at most one of --offline, --no-cache")
-    flags = {"backend": backend, "model": model, "base_url": base_url, "model_path": model_path,
-             "cache_dir": cache_dir, "cache_mode": "offline" if offline else "off" if no_cache else None,
-             "config_file": config}
-    try:
-        options = {"resamples": resamples, "seed": bootstrap_seed, "worst": worst, "limit": limit,
-                   "record_to": record}
-        report, key = _report(gold, pred, chia, flags, options)
-        key = baseline_key or key
-        print_report(report)
-        if json_out:
-            write_json(json_out, report)
-        if markdown:
-            write_markdown(markdown, report)
-        if update_baseline:
-            gate.update_baseline(baseline, key, report)
-            typer.echo(f"baseline {baseline} section {key!r} updated")
-        if check:
-            failures = gate.check(gate.load_baseline(baseline), key, report, where=str(baseline))
-    except EvaluateError as exc:
-        raise _fail(str(exc)) from None
+    _check_modes(pred, settings.get("backend"), chia, record, check, update_baseline)
+    flags = {**settings, "cache_mode": cache_mode_flag(offline=offline, no_cache=no_cache), "config_file": config}
+    options = {"resamples": resamples, "seed": bootstrap_seed, "worst": worst, "limit": limit,
+               "record_to": record}
+    report, key = _report(gold, pred, chia, flags, options)
+    key = baseline_key or key
+    print_report(report)
+    if json_out:
+        write_json(json_out, report)
+    if markdown:
+        write_markdown(markdown, report)
+    if update_baseline:
+        gate.update_baseline(baseline, key, report)
+        typer.echo(f"baseline {baseline} section {key!r} updated")
     if check:
+        failures = gate.check(gate.load_baseline(baseline), key, report, where=str(baseline))
         for line in failures:
             typer.echo(f"REGRESSION {line}", err=True)
         if failures:

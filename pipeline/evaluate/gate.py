@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.errors import EvaluateError
-from pipeline.evaluate.report import write_atomic
+from pipeline.files import atomic_write
 
 TOLERANCE_FLOOR = 0.005
 TOLERANCE_CAP = 0.05
@@ -61,7 +61,7 @@ def update_baseline(path: Path, key: str, report: dict[str, Any]) -> None:
     """Rewrite only the `key` section of the baseline file, atomically."""
     data = load_baseline(path)
     data[key] = baseline_section(report, data.get(key))
-    write_atomic(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
+    atomic_write(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
 
 
 def check(baseline: dict[str, Any], key: str, report: dict[str, Any], where: str = "baseline") -> list[str]:

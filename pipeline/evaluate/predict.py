@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.config import RunConfig
-from pipeline.errors import BackendError, EvaluateError
 from pipeline.extract import Backend, load_backend, resolve_backend_name
 from pipeline.ingest import Document, iter_documents
 from pipeline.ingest.text import read_text_document
@@ -37,14 +36,10 @@ class Runner:
 def load_runner(flags: dict[str, Any]) -> Runner:
     """The backend named by the CLI flags (None means 'not given'; `config_file` is the --config TOML)."""
     from pipeline.config import build_config
-    from pipeline.errors import CacheError
 
     settings = {k: v for k, v in flags.items() if k != "config_file"}
-    try:
-        config = build_config(settings, flags.get("config_file"))
-        return Runner(load_backend(config), resolve_backend_name(config), config)
-    except (BackendError, CacheError, ValueError) as exc:
-        raise EvaluateError(str(exc)) from exc
+    config = build_config(settings, flags.get("config_file"))
+    return Runner(load_backend(config), resolve_backend_name(config), config)
 
 
 @contextmanager
@@ -58,19 +53,14 @@ def recording(runner: Runner, path: Path | None) -> Iterator[dict[str, int]]:
     from pipeline.cache import open_cache
     from pipeline.cache.recording import export_recording
     from pipeline.cache.store import collect_keys
-    from pipeline.errors import CacheError
-
     status: dict[str, int] = {}
     with collect_keys() as keys:
         yield status
     if path is None:
         return
-    try:
-        cache = open_cache(runner.config)
-        present = [key for key, _ in cache.entries(sorted(keys))] if keys else []
-        status["recorded"] = export_recording(cache, present, path)
-    except CacheError as exc:
-        raise EvaluateError(str(exc)) from exc
+    cache = open_cache(runner.config)
+    present = [key for key, _ in cache.entries(sorted(keys))] if keys else []
+    status["recorded"] = export_recording(cache, present, path)
     status["not_cached"] = len(keys) - len(present)
 
 

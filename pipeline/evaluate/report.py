@@ -7,10 +7,10 @@ table and markdown to keep them readable; the JSON report always carries every m
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
+
+from pipeline.files import atomic_write
 
 HEADERS = ("metric", "P", "R", "F1", "F1 95% CI", "macro F1", "tp", "fp", "fn")
 
@@ -86,22 +86,9 @@ def to_markdown(report: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_atomic(path: Path, text: str) -> None:
-    """Write via a temporary file in the same directory and rename, so readers never see half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.replace(temp, path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
-
-
 def write_json(path: Path, report: dict[str, Any]) -> None:
-    write_atomic(path, json.dumps(report, indent=2, ensure_ascii=False) + "\n")
+    atomic_write(path, json.dumps(report, indent=2, ensure_ascii=False) + "\n")
 
 
 def write_markdown(path: Path, report: dict[str, Any]) -> None:
-    write_atomic(path, to_markdown(report))
+    atomic_write(path, to_markdown(report))

@@ -22,20 +22,15 @@ def review(
     per_page: Annotated[int, typer.Option(help="Larger runs get an index page plus one page per document.")] = 200,
 ) -> None:
     """Review extracted records next to their source, against gold and another run."""
-    from pipeline.errors import ReviewError
     from pipeline.review.page import load_gold, load_records, write_review
 
-    try:
-        records = load_records(outdir)
-        other = load_records(compare) if compare else None
-        if serve:
-            _serve(records, gold or gold_dir, other, host, port)
-            return
-        target = output or (outdir if outdir.is_dir() else outdir.parent) / "review.html"
-        written = write_review(records, target, load_gold(gold) if gold else None, other, per_page)
-    except ReviewError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from None
+    records = load_records(outdir)
+    other = load_records(compare) if compare else None
+    if serve:
+        _serve(records, gold or gold_dir, other, host, port)
+        return
+    target = output or (outdir if outdir.is_dir() else outdir.parent) / "review.html"
+    written = write_review(records, target, load_gold(gold) if gold else None, other, per_page)
     extra = f" (+{len(written) - 1} document pages)" if len(written) > 1 else ""
     typer.echo(f"wrote {written[0]}{extra}: {len(records)} documents")
 

@@ -26,8 +26,8 @@ from urllib.parse import unquote, urlsplit
 from pydantic import ValidationError
 
 from pipeline.errors import ReviewError
+from pipeline.files import atomic_write
 from pipeline.review.page import doc_bundle, doc_summary, page_payload, render_page
-from pipeline.run.outputs import atomic_write
 from pipeline.schema import TrialRecord
 
 SAFE_DOC_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,200}")

@@ -14,25 +14,20 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from pipeline.run.outputs import (
-    ERRORS,
-    KEYS_FILE,
-    MANIFEST,
-    POSITIONS,
-    RECORDS,
-    RunError,
-    atomic_write,
-    read_json,
-    write_json,
-)
+from pipeline.cache.recording import KEYS_FILE
+from pipeline.errors import OutputError, RunError
+from pipeline.files import atomic_write, read_json, write_json
+from pipeline.run.outputs import ERRORS, MANIFEST, POSITIONS, RECORDS
+
+COMPLETE_RUN = "not the output directory of a complete `trialstruct run`"
 
 
 def merge(parts: list[Path], out: Path) -> dict[str, Any]:
     """Write the merged outputs of shard directories `parts` into `out`; returns its manifest."""
     try:
-        manifests = [read_json(part / MANIFEST) for part in parts]
-        positions = [read_json(part / POSITIONS) for part in parts]
-    except ValueError as exc:
+        manifests = [read_json(part / MANIFEST, COMPLETE_RUN) for part in parts]
+        positions = [read_json(part / POSITIONS, COMPLETE_RUN) for part in parts]
+    except OutputError as exc:
         raise RunError(str(exc)) from None
     check_shards(parts, manifests)
     out.mkdir(parents=True, exist_ok=True)

@@ -10,43 +10,25 @@ OUTDIR/cache-keys.txt  the model-cache entries the records came from (`cache exp
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 import uuid
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from pipeline import __version__
+from pipeline.cache.recording import KEYS_FILE
 from pipeline.extract import Usage
+from pipeline.files import atomic_write, write_json
+from pipeline.run.journal import Journal
+from pipeline.run.plan import Failure, Planned
 from pipeline.schema import SCHEMA_VERSION
-
-if TYPE_CHECKING:
-    from pipeline.run.journal import Journal
-    from pipeline.run.runner import Planned
 
 RECORDS = "records.jsonl"
 ERRORS = "errors.jsonl"
 MANIFEST = "manifest.json"
 POSITIONS = "positions.json"
-KEYS_FILE = "cache-keys.txt"
 
-
-
-@dataclass
-class Failure:
-    path: str
-    stage: str
-    error: str
-    doc_id: str | None = None
-
-    def line(self) -> str:
-        name = f"{self.path} ({self.doc_id})" if self.doc_id and self.doc_id not in self.path else self.path
-        return f"{name}: {self.stage}: {self.error}"
-
-    def json_line(self) -> str:
-        return json.dumps(vars(self), ensure_ascii=False) + "\n"
 
 
 @dataclass
@@ -80,44 +62,6 @@ class RunResult:
     cache_misses: int = 0
     interrupted: bool = False
     seconds: float = 0.0
-
-
-def _umask() -> int:
-    current = os.umask(0)
-    os.umask(current)
-    return current
-
-
-FILE_MODE = 0o666 & ~_umask()
-
-
-def atomic_write(path: Path, content: str | Iterable[str]) -> None:
-    """Write to a temporary file in the same directory, fsync, then rename over `path`."""
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        os.fchmod(handle, FILE_MODE)
-        with os.fdopen(handle, "w", encoding="utf-8", newline="") as stream:
-            for chunk in [content] if isinstance(content, str) else content:
-                stream.write(chunk)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-
-
-def write_json(path: Path, data: Any, indent: int | None = 2) -> None:
-    atomic_write(path, json.dumps(data, indent=indent, ensure_ascii=False) + "\n")
-
-
-def read_json(path: Path) -> Any:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ValueError(f"{path}: missing (not the output directory of a complete `trialstruct run`)") from None
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"{path}: invalid JSON at line {exc.lineno}: {exc.msg}") from None
 
 
 def run_manifest(result: RunResult, context: dict[str, Any], keys: int,

@@ -17,40 +17,26 @@ from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+
 from pipeline.cache import CacheMiss, ModelCache, canonical_json, collect_keys, open_cache
 from pipeline.config import RunConfig
-from pipeline.errors import IngestError
+from pipeline.errors import ExtractError, TrialstructError, UnexpectedError, in_stage
 from pipeline.extract import Backend, Usage, load_backend, resolve_backend_name
 from pipeline.ingest import Document, iter_documents
 from pipeline.run.journal import Journal
 from pipeline.run.limits import RateLimiter
-from pipeline.run.outputs import Failure, RunResult, write_run
+from pipeline.run.outputs import RunResult, write_run
+from pipeline.run.plan import Failure, Planned, plan
 from pipeline.run.progress import RunProgress
 from pipeline.run.shard import Shard
-from pipeline.schema import SCHEMA_VERSION, TrialRecord
+from pipeline.schema import SCHEMA_VERSION, TrialRecord, first_error
 from pipeline.segment import segment
-
-# Settings that change how fast or where a run goes, never what it writes: a rerun that
-# changes only these resumes the same journal.
-EXECUTION_ONLY = frozenset({
-    "timeout", "max_transport_retries", "cache_dir", "cache_mode", "concurrency", "requests_per_minute",
-    "tokens_per_minute",
-})
-
-
-@dataclass
-class Planned:
-    """One input item with its position among all inputs (before sharding)."""
-
-    position: int
-    document: Document | None = None
-    failure: Failure | None = None
-    key: str = ""
 
 
 @dataclass
@@ -63,61 +49,47 @@ class Outcome:
     keys: set[str] = field(default_factory=set)
 
 
-def document_key(document: Document) -> str:
-    """SHA-256 of everything segmentation reads, so an edited input is never taken from the journal."""
-    parts = {
-        f.name: value.model_dump(mode="json") if hasattr(value, "model_dump") else value
-        for f in fields(document)
-        for value in [getattr(document, f.name)]
-    }
-    return hashlib.sha256(canonical_json(parts).encode("utf-8")).hexdigest()
-
-
 def config_hash(config: RunConfig, backend: Backend) -> str:
     """Identity of everything that decides a record's content (backend, model, prompt, settings)."""
-    settings = {k: v for k, v in config.public_dict().items() if k not in EXECUTION_ONLY}
+    settings = config.output_settings()
     identity = {"settings": settings, "provenance": backend.provenance().model_dump(mode="json"),
                 "schema": SCHEMA_VERSION}
     return hashlib.sha256(canonical_json(identity).encode("utf-8")).hexdigest()[:16]
 
 
-def plan(items: list[Document | IngestError], shard: Shard | None) -> list[Planned]:
-    """Number every item, keep this shard's, and turn ingest errors and duplicate ids into failures."""
-    planned: list[Planned] = []
-    seen: dict[str, str] = {}
-    for position, item in enumerate(items):
-        name = (item.doc_id or item.path) if isinstance(item, IngestError) else item.doc_id
-        if shard is not None and not shard.owns(name):
-            continue
-        if isinstance(item, IngestError):
-            planned.append(Planned(position, failure=Failure(item.path, "ingest", item.message, item.doc_id)))
-        elif item.doc_id in seen:
-            message = f"duplicate doc_id {item.doc_id!r} (first in {seen[item.doc_id]})"
-            planned.append(Planned(position, failure=Failure(item.source.path, "ingest", message, item.doc_id)))
-        else:
-            seen[item.doc_id] = item.source.path
-            planned.append(Planned(position, document=item, key=document_key(item)))
-    return planned
-
-
 def process_document(document: Document, backend: Backend) -> tuple[TrialRecord, Usage]:
-    """One document through segment and extract; exceptions propagate to the caller."""
-    record = segment(document)
-    extraction = backend.extract(record)
-    return extraction.record.model_copy(update={"provenance": backend.provenance()}), extraction.usage
+    """One document through segment and extract; errors carry the stage that raised them."""
+    record, _, usage = _process(document, backend)
+    return record, usage
+
+
+def _process(document: Document, backend: Backend) -> tuple[TrialRecord, str, Usage]:
+    """The record, its JSON line and its cost. The record contract (every span exact, ids unique,
+    every field of its type) is checked here, once, on whatever the backend returned."""
+    with in_stage("segment"):
+        segmented = segment(document)
+    with in_stage("extract"):
+        extraction = backend.extract(segmented)
+        line = extraction.record.model_copy(update={"provenance": backend.provenance()}).model_dump_json()
+        try:
+            record = TrialRecord.model_validate_json(line)
+        except ValidationError as exc:
+            raise ExtractError(f"backend {backend.name!r} returned an invalid record: {first_error(exc)}") from exc
+    return record, line, extraction.usage
 
 
 def process(planned: Planned, backend: Backend) -> Outcome:
-    """`process_document` for the pool: any exception becomes this document's failure."""
+    """`_process` for the pool: any exception becomes this document's failure, named by its stage."""
     document = planned.document
+    assert document is not None
     with collect_keys() as keys:
         try:
-            record, usage = process_document(document, backend)
-            return Outcome(planned, record_line=record.model_dump_json(), usage=usage, keys=set(keys))
+            _, line, usage = _process(document, backend)
+            return Outcome(planned, record_line=line, usage=usage, keys=set(keys))
         except Exception as exc:  # one bad document must not stop the batch
-            stage = "segment" if "segment" in type(exc).__module__ else "extract"
-            message = f"{type(exc).__name__}: {exc}".splitlines()[0]
-            failure = Failure(document.source.path, stage, message, document.doc_id)
+            stage = exc.stage if isinstance(exc, TrialstructError) else "run"
+            message = str(exc) if isinstance(exc, UnexpectedError) else f"{type(exc).__name__}: {exc}"
+            failure = Failure(document.source.path, stage, message.splitlines()[0], document.doc_id)
             return Outcome(planned, failure=failure, offline_miss=_caused_by(exc, CacheMiss),
                            usage=getattr(exc, "usage", None) or Usage(), keys=set(keys))
 

@@ -1,0 +1,70 @@
+"""Planning a run: number every input item, keep this shard's, and key each document by its content.
+
+The bottom of `pipeline.run`: it imports nothing else of the package, so the journal, the outputs
+and the runner can all use these types.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, fields
+
+from pipeline.cache import canonical_json
+from pipeline.errors import IngestError
+from pipeline.ingest import Document
+from pipeline.run.shard import Shard
+
+
+@dataclass
+class Failure:
+    path: str
+    stage: str
+    error: str
+    doc_id: str | None = None
+
+    def line(self) -> str:
+        name = f"{self.path} ({self.doc_id})" if self.doc_id and self.doc_id not in self.path else self.path
+        return f"{name}: {self.stage}: {self.error}"
+
+    def json_line(self) -> str:
+        return json.dumps(vars(self), ensure_ascii=False) + "\n"
+
+
+@dataclass
+class Planned:
+    """One input item with its position among all inputs (before sharding)."""
+
+    position: int
+    document: Document | None = None
+    failure: Failure | None = None
+    key: str = ""
+
+
+def document_key(document: Document) -> str:
+    """SHA-256 of everything segmentation reads, so an edited input is never taken from the journal."""
+    parts = {
+        f.name: value.model_dump(mode="json") if hasattr(value, "model_dump") else value
+        for f in fields(document)
+        for value in [getattr(document, f.name)]
+    }
+    return hashlib.sha256(canonical_json(parts).encode("utf-8")).hexdigest()
+
+
+def plan(items: list[Document | IngestError], shard: Shard | None) -> list[Planned]:
+    """Number every item, keep this shard's, and turn ingest errors and duplicate ids into failures."""
+    planned: list[Planned] = []
+    seen: dict[str, str] = {}
+    for position, item in enumerate(items):
+        name = (item.doc_id or item.path) if isinstance(item, IngestError) else item.doc_id
+        if shard is not None and not shard.owns(name):
+            continue
+        if isinstance(item, IngestError):
+            planned.append(Planned(position, failure=Failure(item.path, "ingest", item.message, item.doc_id)))
+        elif item.doc_id in seen:
+            message = f"duplicate doc_id {item.doc_id!r} (first in {seen[item.doc_id]})"
+            planned.append(Planned(position, failure=Failure(item.source.path, "ingest", message, item.doc_id)))
+        else:
+            seen[item.doc_id] = item.source.path
+            planned.append(Planned(position, document=item, key=document_key(item)))
+    return planned
