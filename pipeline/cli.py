@@ -14,7 +14,6 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
-import click
 import typer
 from rich.console import Console
 from typer.core import TyperGroup
@@ -29,7 +28,7 @@ if TYPE_CHECKING:
 class _Commands(TyperGroup):
     """The one place where a pipeline error becomes a line on stderr and an exit code, for every command."""
 
-    def invoke(self, ctx: click.Context) -> Any:
+    def invoke(self, ctx: Any) -> Any:  # a typer.Context; typed loosely as typer's vendored click declares it
         try:
             return super().invoke(ctx)
         except TrialstructError as exc:

@@ -19,7 +19,7 @@ import tomllib
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args, get_type_hints
 
 from pydantic import ConfigDict, TypeAdapter, ValidationError
 from pydantic.dataclasses import dataclass as validated_dataclass
@@ -107,21 +107,17 @@ def _plain(value: Any) -> Any:
     return value.value if isinstance(value, StrEnum) else value
 
 
-def _settings() -> dict[str, Setting]:
-    found = {}
-    for name, info in RunConfig.__pydantic_fields__.items():
-        [setting] = [m for m in info.metadata if isinstance(m, Setting)]
-        found[name] = setting
-    return found
-
-
-SETTINGS: dict[str, Setting] = _settings()
+_HINTS = get_type_hints(RunConfig, include_extras=True)
+SETTINGS: dict[str, Setting] = {
+    field.name: next(m for m in _HINTS[field.name].__metadata__ if isinstance(m, Setting))
+    for field in dataclasses.fields(RunConfig)
+}
 ENVIRONMENT: dict[str, str] = {s.env: name for name, s in SETTINGS.items() if s.env}
 
 
 def field_type(name: str) -> Any:
-    """The annotated type of a setting (for building command-line options)."""
-    return RunConfig.__pydantic_fields__[name].annotation
+    """The value type of a setting, without its `Setting` (for options and validation)."""
+    return get_args(_HINTS[name])[0]
 
 
 def load_file_settings(path: Path | None = None) -> dict[str, Any]:

@@ -116,7 +116,8 @@ class Criterion(_Model):
 
 class Source(_Model):
     path: str
-    format: Literal["text", "ctgov_json", "jsonl", "csv"]
+    format: Literal["text", "ctgov_json", "jsonl", "csv", "inline"] = Field(
+        description="How the document came in; `inline` is text given directly to `pipeline.structure`")
     sha256: str = Field(description="SHA-256 of source_text encoded as UTF-8")
     row: int | None = Field(default=None, description="1-based row/item number inside a table or list file")
 

@@ -86,9 +86,11 @@ class ModelCache:
         held = getattr(self._local, "held", None)
         if held is not None and held[0] == os.getpid():
             return held[1]
+        if self.path is None:
+            raise CacheError("the cache is off (--no-cache): nothing can be read or stored")
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            conn = self._open()
+            conn = self._open(self.path)
         except (sqlite3.DatabaseError, OSError) as exc:
             raise CacheError(f"{self.path}: cannot open the model cache ({exc})") from exc
         self._local.held = (os.getpid(), conn)
@@ -96,7 +98,7 @@ class ModelCache:
             self._connections.append(conn)
         return conn
 
-    def _open(self) -> sqlite3.Connection:
+    def _open(self, path: Path) -> sqlite3.Connection:
         """A connection in WAL mode with the table made, retried while another process holds the lock.
 
         Switching a new database to WAL takes an exclusive lock that SQLite's busy timeout does not
@@ -105,7 +107,7 @@ class ModelCache:
         deadline = time.monotonic() + BUSY_TIMEOUT_SECONDS
         while True:
             conn = sqlite3.connect(
-                self.path, timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None, check_same_thread=False
+                path, timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None, check_same_thread=False
             )
             try:
                 conn.execute("PRAGMA journal_mode=WAL")

@@ -109,5 +109,6 @@ def write_run(outdir: Path, planned: list[Planned], journal: Journal, failures: 
     write_json(outdir / POSITIONS, {"records": [p.position for p in finished], "errors": sorted(failures)}, None)
     keys = sorted({key for p in finished for key in journal.done[p.key].keys})
     atomic_write(outdir / KEYS_FILE, (f"{key}\n" for key in keys))
-    per_document = {p.document.doc_id: usage for p in finished if any((usage := journal.done[p.key].usage).values())}
+    per_document = {doc.doc_id: usage for p in finished
+                    if (doc := p.document) is not None and any((usage := journal.done[p.key].usage).values())}
     write_json(outdir / MANIFEST, run_manifest(result, context, len(keys), per_document))

@@ -198,7 +198,7 @@ class Runner:
         self.limiter.charge(usage.calls, usage.prompt_tokens + usage.completion_tokens)
         if outcome.record_line is not None:
             journal.append(outcome.planned.key, outcome.record_line, outcome.keys, asdict(usage))
-        else:
+        elif outcome.failure is not None:
             self.failures[outcome.planned.position] = outcome.failure
             if outcome.offline_miss:
                 self.offline_misses.add(outcome.planned.position)
