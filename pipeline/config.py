@@ -68,6 +68,8 @@ class RunConfig:
     seed: Annotated[int | None, Setting("Sampling seed.", affects="sampling")] = 0
     max_tokens: Annotated[int, Setting("Longest answer per model call, in tokens.", affects="sampling")] = 1024
     top_p: Annotated[float | None, Setting("Nucleus sampling cut-off.", affects="sampling")] = None
+    prompt: Annotated[str, Setting("Prompt: a folder name under prompts/, or the path of a prompt folder.",
+                                   env="TRIALSTRUCT_PROMPT")] = "extract-v1"
     max_reasks: Annotated[int, Setting("Re-asks of a model whose answer cannot be grounded.")] = 2
     max_transport_retries: Annotated[int, Setting("Retries of a failed request (429, 5xx, timeouts).",
                                                   affects="execution")] = 5

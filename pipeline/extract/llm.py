@@ -31,7 +31,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
 from pipeline import __version__
 from pipeline.config import RunConfig
-from pipeline.errors import ExtractError
+from pipeline.errors import BackendError, ExtractError
 from pipeline.extract import Extraction, Usage
 from pipeline.ground import Match, locate, number_occurs
 from pipeline.schema import (
@@ -50,7 +50,6 @@ from pipeline.schema import (
 # errors.jsonl, so its messages go only where the application configured logging.
 logging.getLogger("instructor").addHandler(logging.NullHandler())
 
-PROMPT_NAME = "extract-v1"
 CODE_VERSION = f"{__version__}+llm1"
 INSTRUCTOR_MODE = "json_schema"
 CHARS_PER_TOKEN = 4
@@ -257,8 +256,12 @@ def prompts_root() -> Path:
 
 
 @cache
-def load_prompt(name: str = PROMPT_NAME) -> Prompt:
-    folder = prompts_root() / name
+def load_prompt(name: str) -> Prompt:
+    """A prompt by folder name under `prompts/`, or by the path of any prompt folder."""
+    folder = Path(name) if Path(name).is_dir() and name not in _builtin_prompts() else prompts_root() / name
+    if not folder.is_dir():
+        raise BackendError(f"prompt {name!r} not found: neither a folder under {prompts_root()} "
+                           f"({', '.join(_builtin_prompts())}) nor a prompt directory")
     try:
         version = (folder / "version.txt").read_text(encoding="utf-8").strip()
         system = (folder / "system.txt").read_text(encoding="utf-8").strip()
@@ -353,6 +356,10 @@ def constrained_format(request: dict[str, Any]) -> dict[str, Any]:
 # ---------------------------------------------------------------- the backend base
 
 
+def _builtin_prompts() -> list[str]:
+    return sorted(p.name for p in prompts_root().iterdir() if (p / "version.txt").is_file())
+
+
 class LLMBackend:
     """Shared extraction loop; subclasses say how to reach the model (`complete`) and what it is."""
 
@@ -361,7 +368,7 @@ class LLMBackend:
 
     def __init__(self, config: RunConfig) -> None:
         self.config = config
-        self.prompt = load_prompt()
+        self.prompt = load_prompt(config.prompt)
         self._cache: Any = None
 
     def complete(self, meter: Meter, **request: Any) -> Any:
