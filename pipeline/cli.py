@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib
 import json
 import os
+import signal
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -90,10 +91,11 @@ def run(
         sys.stderr.flush()
         os._exit(EXIT_INTERRUPTED)  # do not wait for the model calls still in flight
     _summary(err, result, outdir)
-    if result.interrupted:
-        error_line(f"interrupted: {result.finished} of {result.documents} documents are "
-                   f"done and saved; rerun the same command to resume")
-        raise typer.Exit(EXIT_INTERRUPTED)
+    if result.interrupted_by is not None:
+        name = signal.Signals(result.interrupted_by).name
+        error_line(f"interrupted by {name}: {result.finished} documents are done and saved in "
+                   f"{outdir / 'records.jsonl'}; rerun the same command to resume")
+        raise typer.Exit(128 + result.interrupted_by)
     if result.offline_missing:
         names = ", ".join(f.doc_id or f.path for f in result.offline_missing[:10])
         more = f" and {len(result.offline_missing) - 10} more" if len(result.offline_missing) > 10 else ""

@@ -59,11 +59,11 @@ def _discard(temporary: str | None) -> None:
         Path(temporary).unlink(missing_ok=True)
 
 
-def remove_stray_temporaries(directory: Path) -> int:
-    """Delete temporary files a killed writer left in `directory`; returns how many."""
+def remove_stray_temporaries(directory: Path, names: Iterable[str]) -> int:
+    """Delete the temporary files a killed `atomic_write` of `directory/name` left; returns how many."""
     removed = 0
-    for stray in directory.glob(f".*{TEMP_SUFFIX}"):
-        if stray.is_file():
+    for name in names:
+        for stray in directory.glob(f"{temp_prefix(directory / name)}*{TEMP_SUFFIX}"):
             stray.unlink(missing_ok=True)
             removed += 1
     return removed

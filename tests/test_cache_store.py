@@ -146,6 +146,7 @@ def _open_and_put(path: str, writer: int, barrier: multiprocessing.Barrier) -> N
         cache.put(*entry(writer))
 
 
+@pytest.mark.slow
 def test_processes_opening_a_new_cache_at_once_all_get_in(tmp_path: Path) -> None:
     """Eight processes start on a cache that does not exist yet (a sharded run's first seconds): the
     switch to WAL mode must wait for the others, not fail with 'database is locked'. A stress test:

@@ -34,6 +34,11 @@ class Usage:
         for name in vars(self):
             setattr(self, name, getattr(self, name) + getattr(other, name))
 
+    def nonzero(self) -> dict[str, int] | None:
+        """The counters as a dict, or None when nothing was spent (an offline backend): journals
+        and manifests then carry nothing for the document."""
+        return dict(vars(self)) if any(vars(self).values()) else None
+
 
 @dataclass
 class Extraction:

@@ -9,7 +9,6 @@ OUTDIR/cache-keys.txt  the model-cache entries the records came from (`cache exp
 
 from __future__ import annotations
 
-import json
 import uuid
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
@@ -20,7 +19,7 @@ from pipeline import __version__
 from pipeline.cache.recording import KEYS_FILE
 from pipeline.extract import Usage
 from pipeline.files import atomic_write, write_json
-from pipeline.run.journal import Journal
+from pipeline.run.journal import Indexed, Journal
 from pipeline.run.plan import Failure, Planned
 from pipeline.schema import SCHEMA_VERSION
 
@@ -28,6 +27,7 @@ RECORDS = "records.jsonl"
 ERRORS = "errors.jsonl"
 MANIFEST = "manifest.json"
 POSITIONS = "positions.json"
+OUTPUT_FILES = (RECORDS, ERRORS, MANIFEST, POSITIONS, KEYS_FILE)
 
 
 
@@ -40,12 +40,12 @@ class Counts:
     entities: int = 0
     warnings: int = 0
 
-    def add_line(self, line: str) -> None:
-        record = json.loads(line)
+    def add(self, counts: tuple[int, int, int]) -> None:
+        """One record's (criteria, entities, warnings), counted when it was made, never re-parsed."""
         self.records += 1
-        self.criteria += len(record["criteria"])
-        self.entities += sum(len(c["entities"]) for c in record["criteria"])
-        self.warnings += len(record["warnings"])
+        self.criteria += counts[0]
+        self.entities += counts[1]
+        self.warnings += counts[2]
 
 
 @dataclass
@@ -60,8 +60,12 @@ class RunResult:
     usage: Usage = field(default_factory=Usage)
     cache_hits: int = 0
     cache_misses: int = 0
-    interrupted: bool = False
+    interrupted_by: int | None = None  # the signal that stopped the run early
     seconds: float = 0.0
+
+    @property
+    def interrupted(self) -> bool:
+        return self.interrupted_by is not None
 
 
 def run_manifest(result: RunResult, context: dict[str, Any], keys: int,
@@ -92,16 +96,22 @@ def run_manifest(result: RunResult, context: dict[str, Any], keys: int,
 
 def write_run(outdir: Path, planned: list[Planned], journal: Journal, failures: dict[int, Failure],
               result: RunResult, context: dict[str, Any]) -> None:
-    """Assemble the outputs from the journal in input order; an interrupted run writes only its manifest."""
+    """Assemble the outputs from the journal in input order.
+
+    An interrupted run writes what it finished (its manifest says `interrupted`, and a rerun
+    completes it); a complete run then compacts its journal into an index of records.jsonl.
+    """
     result.failures = [failures[position] for position in sorted(failures)]
-    if result.interrupted:
-        write_json(outdir / MANIFEST, run_manifest(result, context, 0))
-        return
-    finished = [p for p in planned if p.document is not None and p.key in journal.done]
+    finished = [p for p in planned if p.key in journal.done]
+    index: list[Indexed] = []
 
     def lines() -> Iterable[str]:
-        for line in journal.record_lines(p.key for p in finished):
-            result.counts.add_line(line)
+        offset = 0
+        for item, line in zip(finished, journal.record_lines(p.key for p in finished), strict=True):
+            result.counts.add(journal.done[item.key].counts)
+            size = len(line.encode())
+            index.append(Indexed(item.key, offset, size))
+            offset += size + 1
             yield line + "\n"
 
     atomic_write(outdir / RECORDS, lines())
@@ -109,6 +119,7 @@ def write_run(outdir: Path, planned: list[Planned], journal: Journal, failures: 
     write_json(outdir / POSITIONS, {"records": [p.position for p in finished], "errors": sorted(failures)}, None)
     keys = sorted({key for p in finished for key in journal.done[p.key].keys})
     atomic_write(outdir / KEYS_FILE, (f"{key}\n" for key in keys))
-    per_document = {doc.doc_id: usage for p in finished
-                    if (doc := p.document) is not None and any((usage := journal.done[p.key].usage).values())}
+    per_document = {p.doc_id: usage for p in finished if (usage := journal.done[p.key].usage) and any(usage.values())}
     write_json(outdir / MANIFEST, run_manifest(result, context, len(keys), per_document))
+    if not result.interrupted:
+        journal.compact(index)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, fields
 
 from pipeline.cache import canonical_json
@@ -31,14 +32,20 @@ class Failure:
         return json.dumps(vars(self), ensure_ascii=False) + "\n"
 
 
-@dataclass
+@dataclass(slots=True)
 class Planned:
-    """One input item with its position among all inputs (before sharding)."""
+    """One input item with its position among all inputs (before sharding).
+
+    The runner keeps one of these per input until the end (to write outputs in input order), so
+    the document itself is dropped once it has been processed: a run's memory does not grow with
+    the text it has read.
+    """
 
     position: int
     document: Document | None = None
     failure: Failure | None = None
     key: str = ""
+    doc_id: str = ""
 
 
 def document_key(document: Document) -> str:
@@ -51,20 +58,21 @@ def document_key(document: Document) -> str:
     return hashlib.sha256(canonical_json(parts).encode("utf-8")).hexdigest()
 
 
-def plan(items: list[Document | IngestError], shard: Shard | None) -> list[Planned]:
-    """Number every item, keep this shard's, and turn ingest errors and duplicate ids into failures."""
-    planned: list[Planned] = []
+def plan(items: Iterable[Document | IngestError], shard: Shard | None) -> Iterator[Planned]:
+    """Number every item, keep this shard's, and turn ingest errors and duplicate ids into failures.
+
+    Lazy: items are read one at a time, so a registry-sized input is never held in memory.
+    """
     seen: dict[str, str] = {}
     for position, item in enumerate(items):
         name = (item.doc_id or item.path) if isinstance(item, IngestError) else item.doc_id
         if shard is not None and not shard.owns(name):
             continue
         if isinstance(item, IngestError):
-            planned.append(Planned(position, failure=Failure(item.path, "ingest", item.message, item.doc_id)))
+            yield Planned(position, failure=Failure(item.path, "ingest", item.message, item.doc_id))
         elif item.doc_id in seen:
             message = f"duplicate doc_id {item.doc_id!r} (first in {seen[item.doc_id]})"
-            planned.append(Planned(position, failure=Failure(item.source.path, "ingest", message, item.doc_id)))
+            yield Planned(position, failure=Failure(item.source.path, "ingest", message, item.doc_id))
         else:
             seen[item.doc_id] = item.source.path
-            planned.append(Planned(position, document=item, key=document_key(item)))
-    return planned
+            yield Planned(position, document=item, key=document_key(item), doc_id=item.doc_id)

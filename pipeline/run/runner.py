@@ -13,11 +13,10 @@ import hashlib
 import signal
 import threading
 import time
-from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -26,12 +25,13 @@ from pydantic import ValidationError
 
 from pipeline.cache import CacheMiss, ModelCache, canonical_json, collect_keys, open_cache
 from pipeline.config import RunConfig
-from pipeline.errors import ExtractError, TrialstructError, UnexpectedError, in_stage
+from pipeline.errors import ExtractError, OutputError, TrialstructError, UnexpectedError, in_stage
 from pipeline.extract import Backend, Usage, load_backend, resolve_backend_name
+from pipeline.files import remove_stray_temporaries
 from pipeline.ingest import Document, iter_documents
 from pipeline.run.journal import Journal
 from pipeline.run.limits import RateLimiter
-from pipeline.run.outputs import RunResult, write_run
+from pipeline.run.outputs import OUTPUT_FILES, RECORDS, RunResult, write_run
 from pipeline.run.plan import Failure, Planned, plan
 from pipeline.run.progress import RunProgress
 from pipeline.run.shard import Shard
@@ -47,6 +47,7 @@ class Outcome:
     offline_miss: bool = False
     usage: Usage = field(default_factory=Usage)
     keys: set[str] = field(default_factory=set)
+    counts: tuple[int, int, int] = (0, 0, 0)
 
 
 def config_hash(config: RunConfig, backend: Backend) -> str:
@@ -84,8 +85,9 @@ def process(planned: Planned, backend: Backend) -> Outcome:
     assert document is not None
     with collect_keys() as keys:
         try:
-            _, line, usage = _process(document, backend)
-            return Outcome(planned, record_line=line, usage=usage, keys=set(keys))
+            record, line, usage = _process(document, backend)
+            counts = (len(record.criteria), len(record.entities()), len(record.warnings))
+            return Outcome(planned, record_line=line, usage=usage, keys=set(keys), counts=counts)
         except Exception as exc:  # one bad document must not stop the batch
             stage = exc.stage if isinstance(exc, TrialstructError) else "run"
             message = str(exc) if isinstance(exc, UnexpectedError) else f"{type(exc).__name__}: {exc}"
@@ -104,28 +106,46 @@ def _caused_by(exc: BaseException | None, kind: type[BaseException]) -> bool:
     return False
 
 
+class Stop:
+    """Set by the first SIGINT or SIGTERM: finish the documents in flight, write what is done, stop.
+
+    A second SIGINT raises KeyboardInterrupt at once and a second SIGTERM ends the process (the
+    finished documents are journaled either way, so a rerun resumes).
+    """
+
+    def __init__(self) -> None:
+        self.event = threading.Event()
+        self.signal: int | None = None
+
+    def is_set(self) -> bool:
+        return self.event.is_set()
+
+    def wait(self, seconds: float) -> None:
+        self.event.wait(seconds)
+
+    def receive(self, signum: int, frame: object) -> None:
+        self.signal = signum
+        self.event.set()
+        signal.signal(signum, signal.default_int_handler if signum == signal.SIGINT else signal.SIG_DFL)
+
+
 @contextmanager
-def stop_on_sigint() -> Iterator[threading.Event]:
-    """The first Ctrl-C sets the event (finish what is in flight, then stop); a second one raises
-    KeyboardInterrupt at once (finished documents are already journaled)."""
-    stop = threading.Event()
+def stop_on_signals() -> Iterator[Stop]:
+    stop = Stop()
     if threading.current_thread() is not threading.main_thread():
         yield stop
         return
-
-    def first(signum: int, frame: object) -> None:
-        stop.set()
-        signal.signal(signal.SIGINT, signal.default_int_handler)
-
-    previous = signal.signal(signal.SIGINT, first)
+    previous = {signum: signal.signal(signum, stop.receive) for signum in (signal.SIGINT, signal.SIGTERM)}
     try:
         yield stop
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 class Runner:
-    """One run into one output directory."""
+    """One run into one output directory, streaming: inputs are read one at a time, at most
+    `concurrency` documents are in flight, and only a small `Planned` per input is kept."""
 
     def __init__(self, config: RunConfig, outdir: Path, shard: Shard | None, show_progress: bool) -> None:
         self.config = config
@@ -142,17 +162,12 @@ class Runner:
     def run(self, inputs: list[Path]) -> RunResult:
         started, started_at = time.perf_counter(), datetime.now(UTC)
         hits, misses = self.cache.hits, self.cache.misses
-        items = list(iter_documents(inputs, id_field=self.config.id_field, text_field=self.config.text_field,
-                                    max_bytes=self.config.max_bytes))
-        planned = plan(items, self.shard)
-        self.outdir.mkdir(parents=True, exist_ok=True)
-        with Journal(self.outdir, config_hash(self.config, self.backend)) as journal:
-            documents = [p for p in planned if p.document is not None]
-            todo = [p for p in documents if p.key not in journal.done]
-            self.failures = {p.position: p.failure for p in planned if p.failure is not None}
-            self.result.documents, self.result.resumed = len(documents), len(documents) - len(todo)
-            self.extract_all(todo, journal)
-            self.result.finished = sum(p.key in journal.done for p in documents)
+        items = iter_documents(inputs, id_field=self.config.id_field, text_field=self.config.text_field,
+                               max_bytes=self.config.max_bytes)
+        _make_outdir(self.outdir)
+        remove_stray_temporaries(self.outdir, OUTPUT_FILES)
+        with Journal(self.outdir, config_hash(self.config, self.backend), self.outdir / RECORDS) as journal:
+            planned = self.extract_all(plan(items, self.shard), journal)
             self.result.offline_missing = [self.failures[position] for position in sorted(self.offline_misses)]
             self.result.cache_hits = self.cache.hits - hits
             self.result.cache_misses = self.cache.misses - misses
@@ -161,43 +176,68 @@ class Runner:
                       self.manifest_context(inputs, started_at, journal.path.stem))
         return self.result
 
-    def extract_all(self, todo: list[Planned], journal: Journal) -> None:
+    def extract_all(self, stream: Iterator[Planned], journal: Journal) -> list[Planned]:
+        """Process the planned inputs in order of arrival; returns every input seen, in input order."""
         width = max(1, self.config.concurrency)
-        queue = deque(todo)
         pool = ThreadPoolExecutor(width, thread_name_prefix="extract")
+        seen: list[Planned] = []
         try:
-            with stop_on_sigint() as stop, RunProgress(self.result.documents, self.result.resumed,
-                                                       self.show_progress) as bar:
-                self.drain(queue, pool, journal, stop, bar)
+            with stop_on_signals() as stop, RunProgress(self.show_progress) as bar:
+                self.feed(stream, seen, pool, journal, stop, bar)
+                self.result.interrupted_by = stop.signal
         except KeyboardInterrupt:  # the second Ctrl-C: leave the documents in flight behind
             pool.shutdown(wait=False, cancel_futures=True)
             raise
         pool.shutdown()
-        self.result.interrupted = bool(queue)
+        documents = [p for p in seen if p.failure is None]
+        self.result.documents = len(documents)
+        self.result.finished = sum(p.key in journal.done for p in documents)
+        return seen
 
-    def drain(self, queue: deque[Planned], pool: ThreadPoolExecutor, journal: Journal, stop: threading.Event,
-              bar: RunProgress) -> None:
-        """Keep `concurrency` documents in flight, within the rate limits, until done or stopped."""
+    def feed(self, stream: Iterator[Planned], seen: list[Planned], pool: ThreadPoolExecutor, journal: Journal,
+             stop: Stop, bar: RunProgress) -> None:
+        """Keep `concurrency` documents in flight, within the rate limits, until the inputs end or a
+        signal stops the run (the documents in flight are then finished, nothing new is started)."""
         width = max(1, self.config.concurrency)
         pending: set[Future[Outcome]] = set()
-        while True:
-            while queue and len(pending) < width and not stop.is_set() and self.limiter.delay() == 0:
-                pending.add(pool.submit(process, queue.popleft(), self.backend))
-            if not pending:
-                if stop.is_set() or not queue:
-                    return
-                stop.wait(min(self.limiter.delay(), 0.25))
-                continue
-            done, pending = wait(pending, timeout=0.25, return_when=FIRST_COMPLETED)
-            for future in done:
-                self.finish(future.result(), journal, bar)
+        for planned in stream:
+            if stop.is_set():
+                break
+            seen.append(planned)
+            if planned.failure is not None:
+                self.failures[planned.position] = planned.failure
+                bar.advance(error=True)
+            elif planned.key in journal.done:
+                planned.document = None
+                self.result.resumed += 1
+                bar.advance()
+            else:
+                while (len(pending) >= width or self.limiter.delay() > 0) and not stop.is_set():
+                    pending = self.harvest(pending, journal, bar, stop, timeout=min(self.limiter.delay() or 0.25, 0.25))
+                if stop.is_set():
+                    break
+                pending.add(pool.submit(process, planned, self.backend))
+        while pending:
+            pending = self.harvest(pending, journal, bar, stop, timeout=0.25)
+
+    def harvest(self, pending: set[Future[Outcome]], journal: Journal, bar: RunProgress, stop: Stop,
+                timeout: float) -> set[Future[Outcome]]:
+        """Finish the documents done within `timeout` (or just wait, when none is in flight)."""
+        if not pending:
+            stop.wait(timeout)
+            return pending
+        done, still = wait(pending, timeout=timeout, return_when=FIRST_COMPLETED)
+        for future in done:
+            self.finish(future.result(), journal, bar)
+        return still
 
     def finish(self, outcome: Outcome, journal: Journal, bar: RunProgress) -> None:
         usage = outcome.usage
         self.result.usage.add(usage)
         self.limiter.charge(usage.calls, usage.prompt_tokens + usage.completion_tokens)
+        outcome.planned.document = None
         if outcome.record_line is not None:
-            journal.append(outcome.planned.key, outcome.record_line, outcome.keys, asdict(usage))
+            journal.append(outcome.planned.key, outcome.record_line, outcome.keys, usage.nonzero(), outcome.counts)
         elif outcome.failure is not None:
             self.failures[outcome.planned.position] = outcome.failure
             if outcome.offline_miss:
@@ -214,6 +254,13 @@ class Runner:
             "shard": {"index": self.shard.index, "count": self.shard.count} if self.shard else None,
             "cache": {"mode": self.cache.mode.value, "path": str(self.cache.path) if self.cache.path else None},
         }
+
+
+def _make_outdir(outdir: Path) -> None:
+    try:
+        outdir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(f"{outdir}: cannot create the output directory: {exc.strerror or exc}") from exc
 
 
 def run(inputs: list[Path], outdir: Path, config: RunConfig, *, shard: Shard | None = None,
