@@ -185,7 +185,7 @@ class Runner:
             with stop_on_signals() as stop, RunProgress(self.show_progress) as bar:
                 self.feed(stream, seen, pool, journal, stop, bar)
                 self.result.interrupted_by = stop.signal
-        except KeyboardInterrupt:  # the second Ctrl-C: leave the documents in flight behind
+        except BaseException:  # a second Ctrl-C, a full disk: leave the documents in flight behind
             pool.shutdown(wait=False, cancel_futures=True)
             raise
         pool.shutdown()
