@@ -69,6 +69,7 @@ def run(
     refresh: Annotated[bool, typer.Option("--refresh", help="Ignore cached answers, store new ones.")] = False,
     no_cache: Annotated[bool, typer.Option("--no-cache", help="Neither read nor write the cache.")] = False,
     shard: Annotated[str | None, typer.Option(help="Process only shard i of n (e.g. 2/8), split by doc id.")] = None,
+    limit: Annotated[int | None, typer.Option(min=1, help="Stop after the first N documents (a trial run).")] = None,
     config_file: Annotated[Path | None, typer.Option("--config", help="TOML settings file.")] = None,
     **settings: Any,
 ) -> None:
@@ -85,7 +86,7 @@ def run(
     err = Console(stderr=True)
     err.print(f"backend: [bold]{check_backend_name(config)}[/bold]" + _auto_reason(config), soft_wrap=True)
     try:
-        result = run_batch(inputs, outdir, config, shard=part, show_progress=True)
+        result = run_batch(inputs, outdir, config, shard=part, show_progress=True, limit=limit)
     except KeyboardInterrupt:
         error_line("aborted; finished documents are saved, rerun the same command to resume")
         sys.stderr.flush()
@@ -138,6 +139,11 @@ def _summary(err: Console, result: RunResult, outdir: Path) -> None:
     for name, value in rows:
         table.add_row(name, value)
     err.print(table)
+    if counts.warning_kinds:
+        kinds = counts.warning_kinds.most_common(5)
+        shown = "; ".join(f"{n} × {kind}" for kind, n in kinds)
+        more = " (all in manifest.json)" if len(counts.warning_kinds) > 5 else ""
+        err.print(f"warnings: {shown}{more}", soft_wrap=True, markup=False)
     for failure in result.failures[:20]:
         error_line(failure.line())
     if len(result.failures) > 20:
@@ -161,9 +167,9 @@ def merge(
 @app.command()
 def schema() -> None:
     """Print the JSON Schema of a TrialRecord."""
-    from pipeline.schema import TrialRecord
+    from pipeline.schema import json_schema
 
-    sys.stdout.write(json.dumps(TrialRecord.model_json_schema(), indent=2) + "\n")
+    sys.stdout.write(json.dumps(json_schema(), indent=2) + "\n")
 
 
 def _register_stage_commands() -> None:

@@ -218,3 +218,12 @@ class TrialRecord(_Model):
 
     def entities(self) -> list[Entity]:
         return [e for c in self.criteria for e in c.entities]
+
+
+def json_schema() -> dict[str, Any]:
+    """The JSON Schema of a TrialRecord, self-describing (`$schema`, a versioned `$id`)."""
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$id": f"urn:trialstruct:trial-record:{SCHEMA_VERSION}",
+        **TrialRecord.model_json_schema(),
+    }

@@ -46,6 +46,7 @@ class Done:
     keys: tuple[str, ...]
     usage: dict[str, int] | None
     counts: tuple[int, int, int]
+    warnings: tuple[str, ...] = ()
     in_records: bool = False
 
 
@@ -94,9 +95,9 @@ class Journal:
             os.truncate(self.path, good)
 
     def append(self, doc_key: str, record_line: str, keys: Iterable[str], usage: dict[str, int] | None,
-               counts: tuple[int, int, int]) -> None:
+               counts: tuple[int, int, int], warnings: tuple[str, ...] = ()) -> None:
         """Add a finished document; it survives a kill of this process once this returns."""
-        header = _header(doc_key, sorted(keys), usage, counts)
+        header = _header(doc_key, sorted(keys), usage, counts, warnings)
         record = record_line.encode()
         try:
             offset = self._handle.tell()
@@ -106,7 +107,8 @@ class Journal:
                 self._sync()
         except OSError as exc:
             raise OutputError(f"{self.path}: cannot write: {exc.strerror or exc}") from exc
-        self.done.setdefault(doc_key, Done(offset + len(header) + 1, len(record), tuple(sorted(keys)), usage, counts))
+        self.done.setdefault(doc_key, Done(offset + len(header) + 1, len(record), tuple(sorted(keys)), usage, counts,
+                                           warnings))
 
     def record_lines(self, doc_keys: Iterable[str]) -> Iterator[str]:
         """The record JSON of each key, in the order given."""
@@ -123,7 +125,8 @@ class Journal:
         lines = [identity + "\n"]
         for item in index:
             done = self.done[item.doc_key]
-            header = _header(item.doc_key, list(done.keys), done.usage, done.counts, at=(item.offset, item.length))
+            header = _header(item.doc_key, list(done.keys), done.usage, done.counts, done.warnings,
+                             at=(item.offset, item.length))
             lines.append(header.decode() + "\n")
         self._handle.close()
         atomic_write(self.path, lines)
@@ -147,8 +150,10 @@ class Journal:
 
 
 def _header(doc_key: str, keys: list[str], usage: dict[str, int] | None, counts: tuple[int, int, int],
-            at: tuple[int, int] | None = None) -> bytes:
+            warnings: tuple[str, ...] = (), at: tuple[int, int] | None = None) -> bytes:
     fields: dict[str, Any] = {"doc": doc_key, "keys": keys, "usage": usage, "n": list(counts)}
+    if warnings:
+        fields["w"] = list(warnings)
     if at is not None:
         fields["at"] = list(at)
     return json.dumps(fields, separators=(",", ":")).encode()
@@ -187,20 +192,23 @@ def _parse(line: bytes, offset: int) -> tuple[str, Done] | dict[str, Any] | None
         header: dict[str, Any] = json.loads(head)
         if "records_size" in header:
             return header
-        counts = tuple(header["n"]) if "n" in header else _counts(record)
+        counts, warnings = _summary(header, record)
+        keys, usage = tuple(header["keys"]), header["usage"]
         if not tab:
             offset_in_records, length = header["at"]
-            return header["doc"], Done(offset_in_records, length, tuple(header["keys"]), header["usage"],
-                                       counts, in_records=True)
+            return header["doc"], Done(offset_in_records, length, keys, usage, counts, warnings, in_records=True)
         json.loads(record)
-        return header["doc"], Done(offset + len(head) + 1, len(record) - 1, tuple(header["keys"]), header["usage"],
-                                   counts)
+        return header["doc"], Done(offset + len(head) + 1, len(record) - 1, keys, usage, counts, warnings)
     except (ValueError, KeyError, TypeError):
         return None
 
 
-def _counts(record_line: bytes) -> tuple[int, int, int]:
-    """Counts of a record journaled before headers carried them."""
+def _summary(header: dict[str, Any], record_line: bytes) -> tuple[tuple[int, int, int], tuple[str, ...]]:
+    """(criteria, entities, warnings) counts and warning texts, from the header, or from the record
+    for a line journaled before headers carried them."""
+    if "n" in header:
+        criteria, entities, warnings = header["n"]
+        return (criteria, entities, warnings), tuple(header.get("w", ()))
     record = json.loads(record_line)
-    criteria = record["criteria"]
-    return len(criteria), sum(len(c["entities"]) for c in criteria), len(record["warnings"])
+    counts = len(record["criteria"]), sum(len(c["entities"]) for c in record["criteria"]), len(record["warnings"])
+    return counts, tuple(record["warnings"])

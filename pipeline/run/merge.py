@@ -94,5 +94,6 @@ def merged_manifest(manifests: list[dict[str, Any]], keys: int) -> dict[str, Any
                          "seconds": m["seconds"]} for m in shards],
         "counts": _summed([m["counts"] for m in manifests]),
         "usage": _summed([m["usage"] for m in manifests]),
+        "warnings": dict(sum((Counter(m.get("warnings", {})) for m in manifests), Counter()).most_common()),
         "cache": cache,
     }

@@ -9,7 +9,9 @@ OUTDIR/cache-keys.txt  the model-cache entries the records came from (`cache exp
 
 from __future__ import annotations
 
+import re
 import uuid
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -40,12 +42,22 @@ class Counts:
     entities: int = 0
     warnings: int = 0
 
-    def add(self, counts: tuple[int, int, int]) -> None:
-        """One record's (criteria, entities, warnings), counted when it was made, never re-parsed."""
+    warning_kinds: Counter[str] = field(default_factory=Counter)
+
+    def add(self, counts: tuple[int, int, int], warnings: tuple[str, ...]) -> None:
+        """One record's counts and warnings, taken when it was made, never re-parsed."""
         self.records += 1
         self.criteria += counts[0]
         self.entities += counts[1]
         self.warnings += counts[2]
+        self.warning_kinds.update(warning_kind(w) for w in warnings)
+
+
+def warning_kind(warning: str) -> str:
+    """A warning with its particulars (quoted text, criterion ids, numbers) masked, for counting alike ones."""
+    masked = re.sub(r"'[^']*'|\"[^\"]*\"", "'…'", warning)
+    masked = re.sub(r"\b(inc|exc)-\d+(\.\d+)*\b", "ID", masked)
+    return re.sub(r"\d+(\.\d+)?", "N", masked)
 
 
 @dataclass
@@ -80,13 +92,14 @@ def run_manifest(result: RunResult, context: dict[str, Any], keys: int,
         "seconds": round(result.seconds, 3),
         "docs_per_second": round(result.documents / result.seconds, 1) if result.seconds else None,
         "backend": result.backend,
-        **{k: context[k] for k in ("provenance", "config", "config_hash", "shard")},
+        **{k: context[k] for k in ("provenance", "config", "config_hash", "shard", "limit")},
         "counts": {
             "documents": result.documents,
             "resumed": result.resumed,
-            **asdict(result.counts),
+            **{k: v for k, v in asdict(result.counts).items() if k != "warning_kinds"},
             "errors": len(result.failures),
         },
+        "warnings": dict(result.counts.warning_kinds.most_common()),
         "usage": asdict(result.usage),
         "usage_per_document": per_document or {},
         "cache": {**context["cache"], "hits": result.cache_hits, "misses": result.cache_misses,
@@ -108,7 +121,8 @@ def write_run(outdir: Path, planned: list[Planned], journal: Journal, failures: 
     def lines() -> Iterable[str]:
         offset = 0
         for item, line in zip(finished, journal.record_lines(p.key for p in finished), strict=True):
-            result.counts.add(journal.done[item.key].counts)
+            done = journal.done[item.key]
+            result.counts.add(done.counts, done.warnings)
             size = len(line.encode())
             index.append(Indexed(item.key, offset, size))
             offset += size + 1

@@ -48,6 +48,7 @@ class Outcome:
     usage: Usage = field(default_factory=Usage)
     keys: set[str] = field(default_factory=set)
     counts: tuple[int, int, int] = (0, 0, 0)
+    warnings: tuple[str, ...] = ()
 
 
 def config_hash(config: RunConfig, backend: Backend) -> str:
@@ -87,7 +88,8 @@ def process(planned: Planned, backend: Backend) -> Outcome:
         try:
             record, line, usage = _process(document, backend)
             counts = (len(record.criteria), len(record.entities()), len(record.warnings))
-            return Outcome(planned, record_line=line, usage=usage, keys=set(keys), counts=counts)
+            return Outcome(planned, record_line=line, usage=usage, keys=set(keys), counts=counts,
+                           warnings=tuple(record.warnings))
         except Exception as exc:  # one bad document must not stop the batch
             stage = exc.stage if isinstance(exc, TrialstructError) else "run"
             message = str(exc) if isinstance(exc, UnexpectedError) else f"{type(exc).__name__}: {exc}"
@@ -147,10 +149,12 @@ class Runner:
     """One run into one output directory, streaming: inputs are read one at a time, at most
     `concurrency` documents are in flight, and only a small `Planned` per input is kept."""
 
-    def __init__(self, config: RunConfig, outdir: Path, shard: Shard | None, show_progress: bool) -> None:
+    def __init__(self, config: RunConfig, outdir: Path, shard: Shard | None, show_progress: bool,
+                 limit: int | None = None) -> None:
         self.config = config
         self.outdir = outdir
         self.shard = shard
+        self.limit = limit
         self.show_progress = show_progress
         self.backend = load_backend(config)
         self.cache: ModelCache = open_cache(config)
@@ -167,7 +171,7 @@ class Runner:
         _make_outdir(self.outdir)
         remove_stray_temporaries(self.outdir, OUTPUT_FILES)
         with Journal(self.outdir, config_hash(self.config, self.backend), self.outdir / RECORDS) as journal:
-            planned = self.extract_all(plan(items, self.shard), journal)
+            planned = self.extract_all(self.limited(plan(items, self.shard)), journal)
             self.result.offline_missing = [self.failures[position] for position in sorted(self.offline_misses)]
             self.result.cache_hits = self.cache.hits - hits
             self.result.cache_misses = self.cache.misses - misses
@@ -175,6 +179,15 @@ class Runner:
             write_run(self.outdir, planned, journal, self.failures, self.result,
                       self.manifest_context(inputs, started_at, journal.path.stem))
         return self.result
+
+    def limited(self, stream: Iterator[Planned]) -> Iterator[Planned]:
+        """The planned inputs up to the `limit`-th document (failed inputs do not count)."""
+        documents = 0
+        for planned in stream:
+            if self.limit is not None and documents >= self.limit:
+                return
+            documents += planned.failure is None
+            yield planned
 
     def extract_all(self, stream: Iterator[Planned], journal: Journal) -> list[Planned]:
         """Process the planned inputs in order of arrival; returns every input seen, in input order."""
@@ -237,7 +250,8 @@ class Runner:
         self.limiter.charge(usage.calls, usage.prompt_tokens + usage.completion_tokens)
         outcome.planned.document = None
         if outcome.record_line is not None:
-            journal.append(outcome.planned.key, outcome.record_line, outcome.keys, usage.nonzero(), outcome.counts)
+            journal.append(outcome.planned.key, outcome.record_line, outcome.keys, usage.nonzero(), outcome.counts,
+                           outcome.warnings)
         elif outcome.failure is not None:
             self.failures[outcome.planned.position] = outcome.failure
             if outcome.offline_miss:
@@ -252,6 +266,7 @@ class Runner:
             "config_hash": journal_id,
             "provenance": self.backend.provenance().model_dump(mode="json"),
             "shard": {"index": self.shard.index, "count": self.shard.count} if self.shard else None,
+            "limit": self.limit,
             "cache": {"mode": self.cache.mode.value, "path": str(self.cache.path) if self.cache.path else None},
         }
 
@@ -264,6 +279,6 @@ def _make_outdir(outdir: Path) -> None:
 
 
 def run(inputs: list[Path], outdir: Path, config: RunConfig, *, shard: Shard | None = None,
-        show_progress: bool = False) -> RunResult:
+        show_progress: bool = False, limit: int | None = None) -> RunResult:
     """Process `inputs` into `outdir`, resuming whatever an earlier run with the same settings finished."""
-    return Runner(config, outdir, shard, show_progress).run(inputs)
+    return Runner(config, outdir, shard, show_progress, limit).run(inputs)
