@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import signal
@@ -266,3 +267,15 @@ def test_a_second_sigint_abandons_the_documents_in_flight(tmp_path: Path) -> Non
         _, stderr = proc.communicate(timeout=20)
     assert proc.returncode == 130
     assert "aborted; finished documents are saved, rerun the same command to resume" in stderr
+
+
+def test_a_rerun_resumes_however_the_inputs_are_spelled(inputs: Path, tmp_path: Path, reference_dir: Path) -> None:
+    out = tmp_path / "out"
+    shutil.copytree(reference_dir, out)  # made with an absolute input path
+    relative = Path(os.path.relpath(inputs, Path.cwd()))
+    result = run([relative], out, RunConfig(backend="rules"))
+    assert result.resumed == 150
+    fresh = tmp_path / "fresh"
+    run([relative], fresh, RunConfig(backend="rules"))
+    assert outputs(out) == outputs(fresh)  # the records carry the path as this run spells it
+    assert str(relative) in (out / "records.jsonl").read_text(encoding="utf-8")

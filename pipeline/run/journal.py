@@ -47,6 +47,7 @@ class Done:
     usage: dict[str, int] | None
     counts: tuple[int, int, int]
     warnings: tuple[str, ...] = ()
+    path: str | None = None  # the source path the record carries
     in_records: bool = False
 
 
@@ -57,6 +58,7 @@ class Indexed:
     doc_key: str
     offset: int
     length: int
+    path: str
 
 
 class Journal:
@@ -95,9 +97,9 @@ class Journal:
             os.truncate(self.path, good)
 
     def append(self, doc_key: str, record_line: str, keys: Iterable[str], usage: dict[str, int] | None,
-               counts: tuple[int, int, int], warnings: tuple[str, ...] = ()) -> None:
+               counts: tuple[int, int, int], warnings: tuple[str, ...] = (), path: str | None = None) -> None:
         """Add a finished document; it survives a kill of this process once this returns."""
-        header = _header(doc_key, sorted(keys), usage, counts, warnings)
+        header = _header(doc_key, sorted(keys), usage, counts, warnings, path)
         record = record_line.encode()
         try:
             offset = self._handle.tell()
@@ -108,7 +110,7 @@ class Journal:
         except OSError as exc:
             raise OutputError(f"{self.path}: cannot write: {exc.strerror or exc}") from exc
         self.done.setdefault(doc_key, Done(offset + len(header) + 1, len(record), tuple(sorted(keys)), usage, counts,
-                                           warnings))
+                                           warnings, path))
 
     def record_lines(self, doc_keys: Iterable[str]) -> Iterator[str]:
         """The record JSON of each key, in the order given."""
@@ -125,7 +127,7 @@ class Journal:
         lines = [identity + "\n"]
         for item in index:
             done = self.done[item.doc_key]
-            header = _header(item.doc_key, list(done.keys), done.usage, done.counts, done.warnings,
+            header = _header(item.doc_key, list(done.keys), done.usage, done.counts, done.warnings, item.path,
                              at=(item.offset, item.length))
             lines.append(header.decode() + "\n")
         self._handle.close()
@@ -150,10 +152,12 @@ class Journal:
 
 
 def _header(doc_key: str, keys: list[str], usage: dict[str, int] | None, counts: tuple[int, int, int],
-            warnings: tuple[str, ...] = (), at: tuple[int, int] | None = None) -> bytes:
+            warnings: tuple[str, ...] = (), path: str | None = None, at: tuple[int, int] | None = None) -> bytes:
     fields: dict[str, Any] = {"doc": doc_key, "keys": keys, "usage": usage, "n": list(counts)}
     if warnings:
         fields["w"] = list(warnings)
+    if path is not None:
+        fields["p"] = path
     if at is not None:
         fields["at"] = list(at)
     return json.dumps(fields, separators=(",", ":")).encode()
@@ -193,12 +197,12 @@ def _parse(line: bytes, offset: int) -> tuple[str, Done] | dict[str, Any] | None
         if "records_size" in header:
             return header
         counts, warnings = _summary(header, record)
-        keys, usage = tuple(header["keys"]), header["usage"]
+        keys, usage, path = tuple(header["keys"]), header["usage"], header.get("p")
         if not tab:
             offset_in_records, length = header["at"]
-            return header["doc"], Done(offset_in_records, length, keys, usage, counts, warnings, in_records=True)
+            return header["doc"], Done(offset_in_records, length, keys, usage, counts, warnings, path, in_records=True)
         json.loads(record)
-        return header["doc"], Done(offset + len(head) + 1, len(record) - 1, keys, usage, counts, warnings)
+        return header["doc"], Done(offset + len(head) + 1, len(record) - 1, keys, usage, counts, warnings, path)
     except (ValueError, KeyError, TypeError):
         return None
 

@@ -17,6 +17,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pydantic_core import to_json
+
 from pipeline import __version__
 from pipeline.cache.recording import KEYS_FILE
 from pipeline.extract import Usage
@@ -51,6 +53,19 @@ class Counts:
         self.entities += counts[1]
         self.warnings += counts[2]
         self.warning_kinds.update(warning_kind(w) for w in warnings)
+
+
+def respelled(line: str, journaled: str | None, current: str) -> str:
+    """A journaled record line with its source path as this run spells the input.
+
+    The path is the record's first `"source":{"path":` (compact JSON escapes every quote inside
+    strings, so no text can imitate it), encoded by the serializer that wrote the record.
+    """
+    if journaled is None or journaled == current:
+        return line
+    old = '"source":{"path":' + to_json(journaled).decode()
+    new = '"source":{"path":' + to_json(current).decode()
+    return line.replace(old, new, 1)
 
 
 def warning_kind(warning: str) -> str:
@@ -123,8 +138,9 @@ def write_run(outdir: Path, planned: list[Planned], journal: Journal, failures: 
         for item, line in zip(finished, journal.record_lines(p.key for p in finished), strict=True):
             done = journal.done[item.key]
             result.counts.add(done.counts, done.warnings)
+            line = respelled(line, done.path, item.path)
             size = len(line.encode())
-            index.append(Indexed(item.key, offset, size))
+            index.append(Indexed(item.key, offset, size, item.path))
             offset += size + 1
             yield line + "\n"
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, fields
 
@@ -46,15 +47,22 @@ class Planned:
     failure: Failure | None = None
     key: str = ""
     doc_id: str = ""
+    path: str = ""  # the source path as this run spells it
 
 
 def document_key(document: Document) -> str:
-    """SHA-256 of everything segmentation reads, so an edited input is never taken from the journal."""
+    """SHA-256 of everything segmentation reads, so an edited input is never taken from the journal.
+
+    The path counts as an absolute path: `data/x.txt` and `./data/x.txt` or `/home/me/data/x.txt`
+    are one document, so a rerun resumes however the input is spelled (the records still carry the
+    path as given; see `outputs.respelled`).
+    """
     parts = {
         f.name: value.model_dump(mode="json") if hasattr(value, "model_dump") else value
         for f in fields(document)
         for value in [getattr(document, f.name)]
     }
+    parts["source"] = {**parts["source"], "path": os.path.abspath(document.source.path)}
     return hashlib.sha256(canonical_json(parts).encode("utf-8")).hexdigest()
 
 
@@ -75,4 +83,4 @@ def plan(items: Iterable[Document | IngestError], shard: Shard | None) -> Iterat
             yield Planned(position, failure=Failure(item.source.path, "ingest", message, item.doc_id))
         else:
             seen[item.doc_id] = item.source.path
-            yield Planned(position, document=item, key=document_key(item), doc_id=item.doc_id)
+            yield Planned(position, document=item, key=document_key(item), doc_id=item.doc_id, path=item.source.path)

@@ -251,7 +251,7 @@ class Runner:
         outcome.planned.document = None
         if outcome.record_line is not None:
             journal.append(outcome.planned.key, outcome.record_line, outcome.keys, usage.nonzero(), outcome.counts,
-                           outcome.warnings)
+                           outcome.warnings, outcome.planned.path)
         elif outcome.failure is not None:
             self.failures[outcome.planned.position] = outcome.failure
             if outcome.offline_miss:
