@@ -179,16 +179,26 @@ class TrialRecord(_Model):
 
     @model_validator(mode="after")
     def _check_spans_and_ids(self) -> TrialRecord:
+        self.check_contract()
+        return self
+
+    def check_contract(self) -> None:
+        """Raise ValueError unless every span is exact and every id unique (parents first).
+
+        Runs on every validation, and once more on each record a backend returns: `model_copy`
+        and `model_construct` skip validation, and a record must never be written without this.
+        """
         for where, span in self.spans():
-            if span.start is None:
+            if span.start is None or span.end is None:
                 continue
+            if not 0 <= span.start <= span.end:
+                raise ValueError(f"{where}: bad offsets {span.start}:{span.end}")
             if span.end > len(self.source_text):
                 raise ValueError(f"{where}: span {span.start}:{span.end} is past the end of source_text")
             actual = self.source_text[span.start : span.end]
             if actual != span.text:
                 raise ValueError(f"{where}: source_text[{span.start}:{span.end}] is {actual!r}, not {span.text!r}")
         self._check_ids()
-        return self
 
     def _check_ids(self) -> None:
         seen: set[str] = set()

@@ -63,6 +63,11 @@ class _Failing:
         if record.source.path.endswith("000_a830f8c2bc95e8a6.txt"):
             raise ZeroDivisionError("model exploded")
         extraction = self.rules.extract(record)
+        if record.source.path.endswith("003_771e711b675f0f9f.txt"):  # a value of the wrong type
+            criterion = next(c for c in extraction.record.criteria if c.entities)
+            bogus = criterion.model_copy(update={"entities": [criterion.entities[0].model_copy(update={"start": "7"})]})
+            criteria = [bogus if c.id == criterion.id else c for c in extraction.record.criteria]
+            return Extraction(extraction.record.model_copy(update={"criteria": criteria}))
         if record.source.path.endswith("001_ca660e7d86dc1c0c.txt"):
             first = extraction.record.criteria[0]
             bad = first.model_copy(update={"end": first.end + 1})  # model_copy skips validation
@@ -93,11 +98,12 @@ def test_every_error_names_the_stage_that_raised_it(tmp_path: Path, monkeypatch:
     assert stages["empty.txt"][0] == "ingest"
     assert stages["deep"] == ("segment", "RecursionError: maximum recursion depth exceeded")
     extract_failures = [error for stage, error in stages.values() if stage == "extract"]
-    invalid, exploded = sorted(extract_failures)
-    assert exploded == "ZeroDivisionError: model exploded"
-    assert invalid.startswith("ExtractError: backend 'failing' returned an invalid record: ")
-    assert "source_text[490:543] is 'Age 18-75 years old" in invalid
-    assert result.finished == 3
+    invalid = "ExtractError: backend 'failing' returned an invalid record: "
+    assert "ZeroDivisionError: model exploded" in extract_failures
+    assert f"{invalid}criterion inc-1: source_text[490:543] is 'Age 18-75 years old" in " ".join(extract_failures)
+    wrong_type = next(e for e in extract_failures if "input_value='7'" in e)
+    assert wrong_type.startswith(invalid) and "Expected `int`" in wrong_type
+    assert result.finished == 2
     written = (tmp_path / "out" / "errors.jsonl").read_text(encoding="utf-8").splitlines()
     assert sorted(json.loads(line)["stage"] for line in written) == sorted(s for s, _ in stages.values())
     for line in (tmp_path / "out" / "records.jsonl").read_text(encoding="utf-8").splitlines():

@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from pydantic import ValidationError
+from pydantic_core import PydanticSerializationError
 
 from pipeline.cache import CacheMiss, ModelCache, canonical_json, collect_keys, open_cache
 from pipeline.config import RunConfig
@@ -35,7 +35,7 @@ from pipeline.run.outputs import OUTPUT_FILES, RECORDS, RunResult, write_run
 from pipeline.run.plan import Failure, Planned, plan
 from pipeline.run.progress import RunProgress
 from pipeline.run.shard import Shard
-from pipeline.schema import SCHEMA_VERSION, TrialRecord, first_error
+from pipeline.schema import SCHEMA_VERSION, TrialRecord
 from pipeline.segment import segment
 
 
@@ -66,17 +66,23 @@ def process_document(document: Document, backend: Backend) -> tuple[TrialRecord,
 
 
 def _process(document: Document, backend: Backend) -> tuple[TrialRecord, str, Usage]:
-    """The record, its JSON line and its cost. The record contract (every span exact, ids unique,
-    every field of its type) is checked here, once, on whatever the backend returned."""
+    """The record, its JSON line and its cost.
+
+    The record contract is checked here, once, on whatever the backend returned (backends may
+    build records with `model_copy`, which skips validation): every span exact and every id
+    unique (`check_contract`), every field of its declared type (serialising refuses any other).
+    """
     with in_stage("segment"):
         segmented = segment(document)
     with in_stage("extract"):
         extraction = backend.extract(segmented)
-        line = extraction.record.model_copy(update={"provenance": backend.provenance()}).model_dump_json()
+        record = extraction.record.model_copy(update={"provenance": backend.provenance()})
         try:
-            record = TrialRecord.model_validate_json(line)
-        except ValidationError as exc:
-            raise ExtractError(f"backend {backend.name!r} returned an invalid record: {first_error(exc)}") from exc
+            line = record.model_dump_json(warnings="error")
+            record.check_contract()
+        except (ValueError, TypeError, PydanticSerializationError) as exc:
+            problem = " ".join(str(exc).split())[:400]
+            raise ExtractError(f"backend {backend.name!r} returned an invalid record: {problem}") from exc
     return record, line, extraction.usage
 
 
