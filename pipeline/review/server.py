@@ -320,5 +320,5 @@ class ReviewHTTPServer(ThreadingHTTPServer):
 
     @property
     def url(self) -> str:
-        host, port = self.server_address[:2]
+        host, port = str(self.server_address[0]), self.server_address[1]
         return f"http://{'[' + host + ']' if ':' in host else host}:{port}/"
