@@ -197,3 +197,22 @@ def test_trial_text_fixture_offsets_are_exact():
     record = sample_records()[0]
     assert record.source_text == TRIAL_A
     assert all(TRIAL_A[e.start : e.end] == e.text for e in record.entities())
+
+
+def test_cli_shows_reviewer_comments_saved_beside_gold(tmp_path):
+    paths = review_inputs(tmp_path)
+    (paths["gold"] / ".comments").mkdir()
+    comment = {"doc_id": "NCT-A", "text": "check the TB clause", "reviewer": "Ada", "date": "2026-11-28"}
+    (paths["gold"] / ".comments" / "NCT-A.json").write_text(json.dumps(comment), encoding="utf-8")
+    app = typer.Typer()
+    register(app)
+    app.command("noop")(lambda: None)
+    out = tmp_path / "r.html"
+    result = CliRunner().invoke(app, ["review", str(paths["run"]), "-o", str(out), "--gold", str(paths["gold"])])
+    assert result.exit_code == 0, result.output
+    assert f"problems: {tmp_path / 'r-problems.csv'}" in result.output
+    data = embedded(out.read_text(encoding="utf-8"))
+    assert data["bundles"]["NCT-A"]["comment"] == comment and data["docs"][0]["comment"] == comment
+    (paths["gold"] / ".comments" / "NCT-A.json").write_text("{", encoding="utf-8")
+    result = CliRunner().invoke(app, ["review", str(paths["run"]), "-o", str(out), "--gold", str(paths["gold"])])
+    assert result.exit_code == 2 and "NCT-A.json: not a reviewer comment" in result.output
