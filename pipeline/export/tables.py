@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from pipeline.schema import Criterion, Entity, Evidence, Trial, TrialRecord
+from pipeline.schema import Criterion, Entity, Evidence, Temporal, Trial, TrialRecord, Value
 
 ColumnType = Literal["string", "int64", "float64", "bool"]
 LIST_SEPARATOR = "; "
@@ -120,8 +120,16 @@ def _criterion_row(record: TrialRecord, criterion: Criterion) -> dict[str, Any]:
     }
 
 
+VALUE_FIELDS = ("text", "start", "end", "comparator", "low", "high", "unit")
+TEMPORAL_FIELDS = ("text", "start", "end", "direction", "anchor", "min_days", "max_days")
+
+
+def _prefixed(prefix: str, part: Value | Temporal | None, names: tuple[str, ...]) -> dict[str, Any]:
+    """`value_low`, `temporal_anchor`, ...: the fields of a value or time window, all null when absent."""
+    return {f"{prefix}_{name}": getattr(part, name) if part is not None else None for name in names}
+
+
 def _entity_row(record: TrialRecord, criterion: Criterion, entity: Entity) -> dict[str, Any]:
-    value, temporal = entity.value, entity.temporal
     return {
         "doc_id": record.doc_id,
         "criterion_id": criterion.id,
@@ -132,20 +140,8 @@ def _entity_row(record: TrialRecord, criterion: Criterion, entity: Entity) -> di
         "end": entity.end,
         "negated": entity.negated,
         "alignment": entity.alignment,
-        "value_text": value.text if value else None,
-        "value_start": value.start if value else None,
-        "value_end": value.end if value else None,
-        "value_comparator": value.comparator if value else None,
-        "value_low": value.low if value else None,
-        "value_high": value.high if value else None,
-        "value_unit": value.unit if value else None,
-        "temporal_text": temporal.text if temporal else None,
-        "temporal_start": temporal.start if temporal else None,
-        "temporal_end": temporal.end if temporal else None,
-        "temporal_direction": temporal.direction if temporal else None,
-        "temporal_anchor": temporal.anchor if temporal else None,
-        "temporal_min_days": temporal.min_days if temporal else None,
-        "temporal_max_days": temporal.max_days if temporal else None,
+        **_prefixed("value", entity.value, VALUE_FIELDS),
+        **_prefixed("temporal", entity.temporal, TEMPORAL_FIELDS),
     }
 
 
