@@ -257,6 +257,12 @@ def test_large_run_index_and_document_pages(tmp_path, page):
     page.wait_for_url(written[2].as_uri())
     page.wait_for_selector("#source [data-entity-id]")
     assert len(page.evaluate(HIGHLIGHTS)) == 4
+    page.goto(written[3].as_uri())
+    page.wait_for_selector("#source [data-entity-id]")
+    page.hover('#source [data-entity-id="inc-1.e1"]')
+    assert "<script>window.__pwned=1</script>" in page.inner_text("#source .layer")
+    assert page.evaluate("typeof window.__pwned") == "undefined"
+    assert page.locator("script").count() == 2 and page.locator("script[src='review.js']").count() == 1
 
 
 @pytest.fixture
@@ -408,6 +414,11 @@ def test_value_and_time_window_are_edited_in_a_form(served, page):
     page.wait_for_selector("#source [data-entity-id]")
     open_doc(page, "NCT-B")
     page.click('[data-view="edit"]')
+    pick(page, "inc-2.e1")
+    page.fill("#value-low", "7.5")
+    page.select_option("#value-comparator", ">=")
+    page.fill("#value-high", "")
+    page.click("#apply-fields")
     pick(page, "inc-1.e1")
     assert page.input_value("#temporal-text") == "at least 6 months before screening"
     assert (page.input_value("#temporal-direction"), page.input_value("#temporal-min_days")) == ("before", "180")
@@ -422,12 +433,6 @@ def test_value_and_time_window_are_edited_in_a_form(served, page):
     page.fill("#temporal-anchor", "screening visit")
     page.click("#apply-fields")
     assert page.inner_text("#edit-status") == "value and time window of inc-1.e1 updated"
-    pick(page, "inc-2.e1")
-    page.fill("#value-low", "7.5")
-    page.select_option("#value-comparator", ">=")
-    page.fill("#value-high", "")
-    page.click("#apply-fields")
-    pick(page, "inc-1.e1")
     shot(page, "review-value-form.png")
     shutil.copyfile(ARTIFACTS / "review-value-form.png", REPO / "docs" / "review-value-form.png")
     page.click("#save-gold")

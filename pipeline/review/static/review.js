@@ -550,7 +550,8 @@
     group.addEventListener("change", () => { o.group = group.value; renderOverview(); });
     const bar = el("div", {class: "overview-bar"}, el("strong", null, `Problems against gold: ${DATA.problems.length}`), " group ", group);
     if (DATA.problems_csv) bar.append(el("a", {id: "overview-csv", href: DATA.problems_csv, download: "problems.csv"}, "download CSV"));
-    bar.append(el("span", {class: "hint"}, "click a header to sort, a row to open the document"));
+    const how = o.group === "kind" ? "rows by the document's F1, lowest first" : "click a header to sort";
+    bar.append(el("span", {class: "hint"}, `${how}; click a row to open the document`));
     $("overview").replaceChildren(bar, o.group === "kind" ? kindGroups() : documentTable());
   }
 
