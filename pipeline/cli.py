@@ -46,7 +46,9 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-STAGE_COMMANDS = ("pipeline.cache.commands", "pipeline.evaluate.commands", "pipeline.review.commands")
+STAGE_COMMANDS = (
+    "pipeline.cache.commands", "pipeline.evaluate.commands", "pipeline.review.commands", "pipeline.export.commands",
+)
 
 
 @app.callback(invoke_without_command=True)

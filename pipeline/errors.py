@@ -108,6 +108,13 @@ class ReviewError(TrialstructError):
     exit_code = EXIT_USAGE
 
 
+class ExportError(TrialstructError):
+    """A run cannot be read or its tables cannot be written."""
+
+    stage = "export"
+    exit_code = EXIT_USAGE
+
+
 class UnexpectedError(TrialstructError):
     """An exception that is not ours (a bug, or an input nobody foresaw), caught at a stage boundary."""
 

@@ -90,6 +90,8 @@ def eval_command(
     report, key = _report(gold, pred, chia, flags, options)
     key = baseline_key or key
     print_report(report)
+    if report.get("in_sample"):
+        typer.echo(f"warning: {report['in_sample']['warning']}", err=True)
     if json_out:
         write_json(json_out, report)
     if markdown:

@@ -31,6 +31,8 @@ def _rows(report: dict[str, Any]) -> list[tuple[str, ...]]:
 
 def _summary_lines(report: dict[str, Any]) -> list[str]:
     lines = [f"documents scored: {report['documents_scored']}"]
+    if report.get("in_sample"):
+        lines.insert(0, f"WARNING {report['in_sample']['warning']}")
     for key, label in (("missing_documents", "missing predictions (all fn)"),
                        ("text_mismatch", "source_text differs from gold"),
                        ("extra_predictions", "predictions without gold (ignored)")):

@@ -14,7 +14,7 @@ from typing import Any
 from pipeline import __version__
 from pipeline.config import RunConfig
 from pipeline.extract import Extraction
-from pipeline.extract.rules.lexicon import Lexicon
+from pipeline.extract.rules.lexicon import Lexicon, load_training_digests, text_digest, training_record_path
 from pipeline.extract.rules.tagger import Tagged, tag_text
 from pipeline.schema import Criterion, Evidence, Provenance, Trial, TrialRecord
 
@@ -28,6 +28,11 @@ __all__ = ["Backend", "Tagged", "load_default_lexicon", "tag_text"]
 def load_default_lexicon() -> Lexicon:
     """The shipped lexicon, read once per process."""
     return Lexicon.load(LEXICON_PATH)
+
+
+@lru_cache(maxsize=1)
+def _shipped_training_texts() -> frozenset[str]:
+    return load_training_digests(training_record_path(LEXICON_PATH))
 
 
 def _entity(tagged: Tagged, criterion: Criterion, number: int) -> dict[str, Any]:
@@ -89,6 +94,10 @@ class Backend:
 
     def provenance(self) -> Provenance:
         return Provenance(backend=self.name, model=RULES_VERSION, pipeline_version=__version__)
+
+    def trained_on(self, text: str) -> bool:
+        """Whether `text` is one the shipped lexicon was learned from (scores on it are in-sample)."""
+        return self.lexicon is load_default_lexicon() and text_digest(text) in _shipped_training_texts()
 
     def extract(self, record: TrialRecord) -> Extraction:
         """A copy of `record` sharing nothing mutable with it, every criterion's entities filled.
