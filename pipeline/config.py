@@ -79,7 +79,10 @@ class RunConfig:
                                              affects="execution")] = None
     cache_mode: Annotated[CacheMode, Setting("readwrite, offline, refresh or off.", affects="execution",
                                              flag=False)] = CacheMode.READWRITE
-    concurrency: Annotated[int, Setting("Documents in flight at once.", affects="execution")] = 1
+    concurrency: Annotated[int, Setting("Documents in flight at once per process (model backends wait on I/O).",
+                                        affects="execution")] = 1
+    workers: Annotated[int | None, Setting("Worker processes; default: one per core for CPU-bound backends "
+                                           "(rules, none), one for model backends.", affects="execution")] = None
     requests_per_minute: Annotated[float | None, Setting("Client-side limit on model requests.",
                                                          affects="execution")] = None
     tokens_per_minute: Annotated[float | None, Setting("Client-side limit on model tokens.",

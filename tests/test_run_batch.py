@@ -84,8 +84,11 @@ def test_rerun_into_the_same_outdir_resumes_everything(
     assert manifest(tmp_path / "again")["run_id"] != manifest(reference_dir)["run_id"]
 
 
-def test_concurrency_keeps_input_order_and_bytes(inputs: Path, tmp_path: Path, reference: dict) -> None:
-    run([inputs], tmp_path / "wide", RunConfig(backend="rules", concurrency=4))
+@pytest.mark.parametrize("settings", [{"concurrency": 4, "workers": 1}, {"workers": 3}, {"workers": 1}])
+def test_threads_and_processes_keep_input_order_and_bytes(
+    inputs: Path, tmp_path: Path, reference: dict, settings: dict
+) -> None:
+    run([inputs], tmp_path / "wide", RunConfig(backend="rules", **settings))
     assert outputs(tmp_path / "wide") == reference
 
 

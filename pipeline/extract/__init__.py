@@ -48,6 +48,8 @@ class Extraction:
 
 class Backend(Protocol):
     name: str
+    # Optional: True when extraction computes rather than waits, so the runner uses processes.
+    cpu_bound: bool
 
     def provenance(self) -> Provenance:
         """Backend, model and prompt identity, written into every record."""

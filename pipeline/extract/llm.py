@@ -365,6 +365,7 @@ class LLMBackend:
 
     name = "llm"
     model_id = "unknown"
+    cpu_bound = False
 
     def __init__(self, config: RunConfig) -> None:
         self.config = config

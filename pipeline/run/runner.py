@@ -10,14 +10,17 @@ rerun gives the same bytes as one that was never interrupted.
 from __future__ import annotations
 
 import hashlib
+import multiprocessing
+import os
 import signal
 import threading
 import time
-from collections.abc import Iterator
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from collections.abc import Callable, Iterator
+from concurrent.futures import FIRST_COMPLETED, Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -114,6 +117,33 @@ def _caused_by(exc: BaseException | None, kind: type[BaseException]) -> bool:
     return False
 
 
+_WORKER_BACKEND: Backend | None = None
+
+
+def _start_worker(backend: Backend) -> None:
+    """In a worker process: keep the backend (inherited, already loaded), leave signals to the
+    parent (it finishes or abandons the documents in flight) and end when the parent is gone, even
+    killed with SIGKILL, so no orphan is left holding the run's files or pipes."""
+    global _WORKER_BACKEND
+    _WORKER_BACKEND = backend
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    parent = os.getppid()
+    threading.Thread(target=_exit_with_parent, args=(parent,), daemon=True, name="parent-watch").start()
+
+
+def _exit_with_parent(parent: int) -> None:
+    while os.getppid() == parent:
+        time.sleep(0.2)
+    os._exit(1)
+
+
+def _process_in_worker(planned: Planned) -> Outcome:
+    assert _WORKER_BACKEND is not None
+    outcome = process(planned, _WORKER_BACKEND)
+    outcome.planned.document = None  # not sent back: the parent has it already
+    return outcome
+
+
 class Stop:
     """Set by the first SIGINT or SIGTERM: finish the documents in flight, write what is done, stop.
 
@@ -195,14 +225,28 @@ class Runner:
             documents += planned.failure is None
             yield planned
 
+    def executor(self) -> tuple[Executor, int, Callable[[Planned], Outcome]]:
+        """The pool, how many documents to keep in flight, and the task to give it.
+
+        CPU-bound backends run in worker processes (one per core by default), forked after the
+        backend is loaded so its lexicon is shared; model backends wait on I/O, so threads do.
+        """
+        cpu_bound = getattr(self.backend, "cpu_bound", False)  # optional for plugins: I/O-bound unless said
+        workers = self.config.workers or ((os.cpu_count() or 1) if cpu_bound else 1)
+        if workers > 1:
+            pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"),
+                                       initializer=_start_worker, initargs=(self.backend,))
+            return pool, 2 * workers, _process_in_worker
+        width = max(1, self.config.concurrency)
+        return ThreadPoolExecutor(width, thread_name_prefix="extract"), width, partial(process, backend=self.backend)
+
     def extract_all(self, stream: Iterator[Planned], journal: Journal) -> list[Planned]:
         """Process the planned inputs in order of arrival; returns every input seen, in input order."""
-        width = max(1, self.config.concurrency)
-        pool = ThreadPoolExecutor(width, thread_name_prefix="extract")
+        pool, width, task = self.executor()
         seen: list[Planned] = []
         try:
             with stop_on_signals() as stop, RunProgress(self.show_progress) as bar:
-                self.feed(stream, seen, pool, journal, stop, bar)
+                self.feed(stream, seen, pool, width, task, journal, stop, bar)
                 self.result.interrupted_by = stop.signal
         except BaseException:  # a second Ctrl-C, a full disk: leave the documents in flight behind
             pool.shutdown(wait=False, cancel_futures=True)
@@ -213,11 +257,10 @@ class Runner:
         self.result.finished = sum(p.key in journal.done for p in documents)
         return seen
 
-    def feed(self, stream: Iterator[Planned], seen: list[Planned], pool: ThreadPoolExecutor, journal: Journal,
-             stop: Stop, bar: RunProgress) -> None:
-        """Keep `concurrency` documents in flight, within the rate limits, until the inputs end or a
+    def feed(self, stream: Iterator[Planned], seen: list[Planned], pool: Executor, width: int,
+             task: Callable[[Planned], Outcome], journal: Journal, stop: Stop, bar: RunProgress) -> None:
+        """Keep `width` documents in flight, within the rate limits, until the inputs end or a
         signal stops the run (the documents in flight are then finished, nothing new is started)."""
-        width = max(1, self.config.concurrency)
         pending: set[Future[Outcome]] = set()
         for planned in stream:
             if stop.is_set():
@@ -235,7 +278,7 @@ class Runner:
                     pending = self.harvest(pending, journal, bar, stop, timeout=min(self.limiter.delay() or 0.25, 0.25))
                 if stop.is_set():
                     break
-                pending.add(pool.submit(process, planned, self.backend))
+                pending.add(pool.submit(task, planned))
         while pending:
             pending = self.harvest(pending, journal, bar, stop, timeout=0.25)
 

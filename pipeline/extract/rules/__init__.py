@@ -87,6 +87,7 @@ def _copy_trial(trial: Trial) -> Trial:
 
 class Backend:
     name = "rules"
+    cpu_bound = True
 
     def __init__(self, config: RunConfig, lexicon: Lexicon | None = None) -> None:
         self.config = config
