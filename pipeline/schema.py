@@ -56,7 +56,7 @@ class Span(_Model):
     def _offsets_consistent(self) -> Span:
         if (self.start is None) != (self.end is None):
             raise ValueError("start and end must both be set or both be null")
-        if self.start is not None and not 0 <= self.start <= self.end:
+        if self.start is not None and self.end is not None and not 0 <= self.start <= self.end:
             raise ValueError(f"bad offsets {self.start}:{self.end}")
         return self
 
