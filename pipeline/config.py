@@ -81,6 +81,8 @@ class RunConfig:
                                              flag=False)] = CacheMode.READWRITE
     concurrency: Annotated[int, Setting("Documents in flight at once per process (model backends wait on I/O).",
                                         affects="execution")] = 1
+    document_timeout: Annotated[float, Setting("Seconds one document may take in a CPU-bound backend before it "
+                                               "fails and the run goes on.", affects="execution")] = 120.0
     workers: Annotated[int | None, Setting("Worker processes; default: one per core for CPU-bound backends "
                                            "(rules, none), one for model backends.", affects="execution")] = None
     requests_per_minute: Annotated[float | None, Setting("Client-side limit on model requests.",

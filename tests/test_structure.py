@@ -184,3 +184,30 @@ def test_an_exported_api_key_alone_does_not_switch_auto_to_openai(tmp_path: Path
                           capture_output=True, text=True, env=env, check=False, cwd=REPO)
     assert done.returncode == 0, done.stderr
     assert "backend: rules (auto: OPENAI_API_KEY is set but no --model" in done.stderr
+
+
+class _Stuck:
+    """A CPU-bound backend that never finishes one document (as a pathological input would)."""
+
+    name = "stuck"
+    cpu_bound = True
+
+    def __init__(self, config: RunConfig) -> None:
+        self.rules = RulesBackend(config)
+
+    def provenance(self) -> Provenance:
+        return Provenance(backend=self.name)
+
+    def extract(self, record: TrialRecord) -> Extraction:
+        while record.source.path.endswith("001_ca660e7d86dc1c0c.txt"):
+            sum(range(1000))
+        return self.rules.extract(record)
+
+
+def test_a_runaway_document_fails_alone_at_the_deadline(tmp_path: Path) -> None:
+    register_backend("stuck", _Stuck)
+    result = run_batch([SEEDS], tmp_path / "out", backend="stuck", document_timeout=1.0, workers=2)
+    assert result.finished == 4
+    [failure] = result.failures
+    assert (failure.stage, failure.path) == ("run", str(SEEDS / "001_ca660e7d86dc1c0c.txt"))
+    assert failure.error == "DocumentTimeout: took longer than 1 s (--document-timeout); the run went on"

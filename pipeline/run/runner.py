@@ -118,15 +118,24 @@ def _caused_by(exc: BaseException | None, kind: type[BaseException]) -> bool:
 
 
 _WORKER_BACKEND: Backend | None = None
+_WORKER_DEADLINE = 0.0
 
 
-def _start_worker(backend: Backend) -> None:
+class DocumentTimeout(TrialstructError):
+    """A document took longer than --document-timeout in a worker process (reported by the runner,
+    whose deadline it is)."""
+
+    stage = "run"
+
+
+def _start_worker(backend: Backend, deadline: float) -> None:
     """In a worker process: keep the backend (inherited, already loaded), leave signals to the
     parent (it finishes or abandons the documents in flight) and end when the parent is gone, even
     killed with SIGKILL, so no orphan is left holding the run's files or pipes."""
-    global _WORKER_BACKEND
-    _WORKER_BACKEND = backend
+    global _WORKER_BACKEND, _WORKER_DEADLINE
+    _WORKER_BACKEND, _WORKER_DEADLINE = backend, deadline
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGALRM, _out_of_time)
     parent = os.getppid()
     threading.Thread(target=_exit_with_parent, args=(parent,), daemon=True, name="parent-watch").start()
 
@@ -137,9 +146,21 @@ def _exit_with_parent(parent: int) -> None:
     os._exit(1)
 
 
+def _out_of_time(signum: int, frame: object) -> None:
+    raise DocumentTimeout(f"took longer than {_WORKER_DEADLINE:g} s (--document-timeout); the run went on")
+
+
 def _process_in_worker(planned: Planned) -> Outcome:
+    """`process` with a deadline: a document that runs away (a pathological input) fails alone."""
     assert _WORKER_BACKEND is not None
-    outcome = process(planned, _WORKER_BACKEND)
+    try:
+        signal.setitimer(signal.ITIMER_REAL, _WORKER_DEADLINE)
+        outcome = process(planned, _WORKER_BACKEND)
+    except DocumentTimeout as exc:  # fired outside the document's own guard
+        outcome = Outcome(planned, failure=Failure(planned.path, exc.stage, f"{type(exc).__name__}: {exc}",
+                                                   planned.doc_id))
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
     outcome.planned.document = None  # not sent back: the parent has it already
     return outcome
 
@@ -232,10 +253,10 @@ class Runner:
         backend is loaded so its lexicon is shared; model backends wait on I/O, so threads do.
         """
         cpu_bound = getattr(self.backend, "cpu_bound", False)  # optional for plugins: I/O-bound unless said
-        workers = self.config.workers or ((os.cpu_count() or 1) if cpu_bound else 1)
-        if workers > 1:
+        if cpu_bound or (self.config.workers or 1) > 1:
+            workers = self.config.workers or os.cpu_count() or 1
             pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"),
-                                       initializer=_start_worker, initargs=(self.backend,))
+                                       initializer=_start_worker, initargs=(self.backend, self.config.document_timeout))
             return pool, 2 * workers, _process_in_worker
         width = max(1, self.config.concurrency)
         return ThreadPoolExecutor(width, thread_name_prefix="extract"), width, partial(process, backend=self.backend)
