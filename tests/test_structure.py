@@ -48,16 +48,22 @@ def test_structure_refuses_a_file_of_many_documents_and_mixed_settings(tmp_path:
         structure("- x", config=RunConfig(), backend="none")
 
 
-class _Failing:
-    """A backend that fails on one document and corrupts a span on another."""
+class _OverRules:
+    """A test backend: the rules backend's answers, with a misbehaviour added by each subclass."""
 
-    name = "failing"
+    name = "over-rules"
 
     def __init__(self, config: RunConfig) -> None:
         self.rules = RulesBackend(config)
 
     def provenance(self) -> Provenance:
         return Provenance(backend=self.name)
+
+
+class _Failing(_OverRules):
+    """A backend that fails on one document and corrupts a span on another."""
+
+    name = "failing"
 
     def extract(self, record: TrialRecord) -> Extraction:
         if record.source.path.endswith("000_a830f8c2bc95e8a6.txt"):
@@ -186,17 +192,11 @@ def test_an_exported_api_key_alone_does_not_switch_auto_to_openai(tmp_path: Path
     assert "backend: rules (auto: OPENAI_API_KEY is set but no --model" in done.stderr
 
 
-class _Stuck:
+class _Stuck(_OverRules):
     """A CPU-bound backend that never finishes one document (as a pathological input would)."""
 
     name = "stuck"
     cpu_bound = True
-
-    def __init__(self, config: RunConfig) -> None:
-        self.rules = RulesBackend(config)
-
-    def provenance(self) -> Provenance:
-        return Provenance(backend=self.name)
 
     def extract(self, record: TrialRecord) -> Extraction:
         while record.source.path.endswith("001_ca660e7d86dc1c0c.txt"):
