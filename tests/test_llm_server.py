@@ -19,6 +19,8 @@ import pytest
 from tests.conftest import SEEDS
 from tests.llama_server import MODEL_ALIAS, llama_server, require_llama_server
 
+pytestmark = pytest.mark.slow  # a real model generates: minutes on a small CPU; CI runs it (-m slow)
+
 
 @pytest.fixture(scope="module")
 def server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:

@@ -19,6 +19,8 @@ from tests.llama_server import require_llama_cpp
 
 CRITERIA_PER_SEED = 2
 
+pytestmark = pytest.mark.slow  # a real model generates: minutes on a small CPU; CI runs it (-m slow)
+
 
 @pytest.fixture(scope="module")
 def backend():
