@@ -12,6 +12,7 @@ import csv
 import json
 import re
 from collections.abc import Iterator
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -81,7 +82,9 @@ def _jsonl_rows(path: Path, text: str) -> Iterator[tuple[int, dict[str, Any] | I
 def _csv_rows(path: Path, text: str, text_field: str | None
               ) -> Iterator[tuple[int, dict[str, Any] | IngestError]]:
     """Rows keyed by the header. A problem with the header (no criteria column, another delimiter)
-    is one error for the file; a broken row is one error, and reading resumes at the next line."""
+    is one error for the file. A broken row is one error: reading resumes at the next line, and the
+    lines that do not parse as rows until the next good one (the rest of an unterminated quoted
+    cell) belong to the same error."""
     records = _csv_records(text)
     first = next(records, None)
     if first is None or isinstance(first[1], str):
@@ -92,14 +95,49 @@ def _csv_rows(path: Path, text: str, text_field: str | None
     if _find_field(dict.fromkeys(header), text_field, TEXT_FIELDS) is None:
         yield 0, IngestError(str(path), _no_text_column(header, text_field))
         return
+    broken: _BrokenRows | None = None
     for row, (line, fields) in enumerate(records, start=1):
-        if isinstance(fields, str):
-            yield row, _row_error(path, row, f"{fields} (line {line})")
-        elif len(fields) > len(header):
-            yield row, _row_error(path, row, f"{len(fields)} fields but the header has {len(header)} "
-                                             f"(line {line}; an unquoted comma in a cell?)")
-        else:
+        problem = _record_problem(fields, len(header), strict=broken is not None)
+        if problem is None:
+            if broken is not None:
+                yield broken.row, broken.error(path, resumed_at=line)
+                broken = None
+            assert not isinstance(fields, str)
             yield row, dict(zip(header, [*fields, *[None] * (len(header) - len(fields))], strict=True))
+        elif broken is None:
+            broken = _BrokenRows(row, line, problem)
+        else:
+            broken.last_row, broken.last_line = row, line
+    if broken is not None:
+        yield broken.row, broken.error(path, resumed_at=None)
+
+
+def _record_problem(fields: list[str] | str, width: int, *, strict: bool) -> str | None:
+    """What is wrong with one parsed record; `strict` (after a broken row) also refuses short rows."""
+    if isinstance(fields, str):
+        return fields
+    if len(fields) > width or (strict and len(fields) < width):
+        return f"{len(fields)} fields but the header has {width} (an unquoted comma in a cell?)"
+    return None
+
+
+@dataclass
+class _BrokenRows:
+    """A run of CSV records that do not parse as rows, reported as one error at its first row."""
+
+    row: int
+    line: int
+    problem: str
+    last_row: int = 0
+    last_line: int = 0
+
+    def error(self, path: Path, resumed_at: int | None) -> IngestError:
+        if not self.last_row:
+            return _row_error(path, self.row, f"{self.problem} (line {self.line})")
+        rest = f"; reading resumed at line {resumed_at}" if resumed_at else ""
+        return _row_error(path, self.row, f"{self.problem} (line {self.line}); the {self.last_row - self.row} "
+                                          f"record(s) after it, to line {self.last_line}, did not parse "
+                                          f"either{rest}")
 
 
 def _no_text_column(header: list[str], text_field: str | None) -> str:

@@ -100,7 +100,8 @@ def corpus() -> dict[str, tuple[str, dict[str, Any]]]:
         ),
         "extra_fields.csv": (
             "nct_id,criteria\nNCT10000051,- adults\nNCT10000052,- adults, aged 18,extra\nNCT10000053,- adults\n",
-            expect(["NCT10000051", "NCT10000053"], [(2, "4 fields but the header has 2 (line 3")]),
+            expect(["NCT10000051", "NCT10000053"], [(2, "4 fields but the header has 2 (an unquoted comma in a cell?) "
+                                                        "(line 3)")]),
         ),
         # The quote opened in row 2 never closes: rows 3 and 4 must still be read.
         "unterminated_quote.csv": (
@@ -108,6 +109,14 @@ def corpus() -> dict[str, tuple[str, dict[str, Any]]]:
             "NCT10000064,- adults\n",
             expect(["NCT10000061", "NCT10000063", "NCT10000064"],
                    [(2, "unterminated quote: the quoted cell opened here never closes (line 3)")]),
+        ),
+        # An unterminated quote in a multi-line cell: its other lines are part of the one error.
+        "unterminated_multiline.csv": (
+            'nct_id,criteria\nNCT10000065,"- adults"\nNCT10000066,"- adults\n- children\n- teens\n'
+            "NCT10000067,- adults\n",
+            expect(["NCT10000065", "NCT10000067"],
+                   [(2, "unterminated quote: the quoted cell opened here never closes (line 3); the 2 record(s) after "
+                        "it, to line 5, did not parse either; reading resumed at line 6")]),
         ),
         # A stray quote pairs with a later row's: that row is read after the broken one.
         "stray_quote.csv": (
