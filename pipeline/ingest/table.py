@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pipeline.errors import IngestError
 from pipeline.ingest import Document, decode, guarded_row, normalise, sha256_text, unicode_problem
@@ -88,8 +88,7 @@ def _csv_rows(path: Path, text: str, text_field: str | None
     records = _csv_records(text)
     first = next(records, None)
     if first is None or isinstance(first[1], str):
-        problem = first[1] if first else "no header row"
-        yield 0, IngestError(str(path), f"cannot read the CSV header: {problem}")
+        yield 0, IngestError(str(path), f"cannot read the CSV header: {first[1] if first else 'no header row'}")
         return
     header = first[1]
     if _find_field(dict.fromkeys(header), text_field, TEXT_FIELDS) is None:
@@ -221,7 +220,7 @@ def row_document(
     trial = row_metadata(row, warnings)
     if id_key and doc_id.upper().startswith("NCT"):
         trial.nct_id = Evidence(value=doc_id, text=doc_id)
-    fmt = "jsonl" if path.suffix.lower() == ".jsonl" else "csv"
+    fmt: Literal["jsonl", "csv"] = "jsonl" if path.suffix.lower() == ".jsonl" else "csv"
     source = Source(path=str(path), format=fmt, sha256=sha256_text(criteria), row=row_number)
     return Document(doc_id, source, criteria, layout="criteria", trial=trial, warnings=warnings)
 

@@ -200,8 +200,9 @@ class _Splitter:
         if ordinal is None or not self.stack:
             return ordinal in (None, 1) or not self.stack or self.previous_ended_sentence()
         depth = self.sibling_level(style, indent)
-        if depth is not None and self.stack[depth].ordinal is not None:
-            if ordinal in (self.stack[depth].ordinal + 1, 1):
+        previous = self.stack[depth].ordinal if depth is not None else None
+        if previous is not None:
+            if ordinal in (previous + 1, 1):
                 return True
         elif ordinal == 1:
             return True
