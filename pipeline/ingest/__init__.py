@@ -66,6 +66,15 @@ def unicode_problem(text: str) -> str | None:
     return f"holds a lone surrogate \\u{ord(match.group()):04x} at character {match.start()} (not valid Unicode)"
 
 
+# How a parsed JSON value's type reads in a message ("is a list, expected text").
+JSON_TYPE_NAMES: dict[type, str] = {dict: "an object", list: "a list", str: "text", bool: "true/false",
+                                    int: "a number", float: "a number", type(None): "null"}
+
+
+def json_kind(value: object) -> str:
+    return JSON_TYPE_NAMES.get(type(value), type(value).__name__)
+
+
 def iter_input_files(paths: Iterable[Path]) -> Iterator[Path | IngestError]:
     """Files named directly are taken whatever their suffix (and rejected later if unsupported);
     directories contribute their supported files, recursively, in sorted order, following

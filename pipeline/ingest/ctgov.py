@@ -19,11 +19,17 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.errors import IngestError
-from pipeline.ingest import Document, decode, guarded_row, normalise, sha256_text, unicode_problem
+from pipeline.ingest import (
+    JSON_TYPE_NAMES,
+    Document,
+    decode,
+    guarded_row,
+    json_kind,
+    normalise,
+    sha256_text,
+    unicode_problem,
+)
 from pipeline.schema import Evidence, Source, Trial
-
-_KINDS = {dict: "an object", list: "a list", str: "text", bool: "true/false", int: "a number", float: "a number",
-          type(None): "null"}
 
 
 def read_ctgov(path: Path, raw: bytes) -> Iterator[Document | IngestError]:
@@ -104,8 +110,7 @@ class StudyFields:
         return True
 
     def _wrong(self, where: str, value: Any, expected: type) -> None:
-        self._warn(f"{where} is {_KINDS.get(type(value), type(value).__name__)}, expected {_KINDS[expected]}: "
-                   "not read")
+        self._warn(f"{where} is {json_kind(value)}, expected {JSON_TYPE_NAMES[expected]}: not read")
 
     def _warn(self, message: str) -> None:
         if message not in self.warnings:

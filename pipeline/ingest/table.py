@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from pipeline.errors import IngestError
-from pipeline.ingest import Document, decode, guarded_row, normalise, sha256_text, unicode_problem
+from pipeline.ingest import Document, decode, guarded_row, json_kind, normalise, sha256_text, unicode_problem
 from pipeline.schema import Evidence, Source, Trial
 
 ID_FIELDS = ("nct_id", "nctid", "nct", "doc_id", "id", "trial_id")
@@ -74,7 +74,7 @@ def _jsonl_rows(path: Path, text: str) -> Iterator[tuple[int, dict[str, Any] | I
             yield number, _row_error(path, number, f"invalid JSON: {exc.msg} at column {exc.colno}")
             continue
         if not isinstance(row, dict):
-            yield number, _row_error(path, number, f"row is {_kind(row)}, expected a JSON object")
+            yield number, _row_error(path, number, f"row is {json_kind(row)}, expected a JSON object")
             continue
         yield number, row
 
@@ -179,13 +179,6 @@ def _csv_records(text: str) -> Iterator[tuple[int, list[str] | str]]:
             start += read + 1
 
 
-def _kind(value: Any) -> str:
-    """How a JSON value reads in an error message."""
-    names = {dict: "an object", list: "a list", str: "text", bool: "true/false", int: "a number",
-             float: "a number", type(None): "null"}
-    return names.get(type(value), type(value).__name__)
-
-
 def _find_field(row: dict[str, Any], wanted: str | None, aliases: tuple[str, ...]) -> str | None:
     lowered = {key.lower(): key for key in row}
     if wanted is not None:
@@ -204,7 +197,7 @@ def row_document(
                                             "name it with --text-field")
     criteria = row[text_key]
     if criteria is not None and not isinstance(criteria, str):
-        return _row_error(path, row_number, f"criteria column {text_key!r} is {_kind(criteria)}, expected text")
+        return _row_error(path, row_number, f"criteria column {text_key!r} is {json_kind(criteria)}, expected text")
     if criteria is None or not criteria.strip():
         return _row_error(path, row_number, f"criteria column {text_key!r} is empty")
     if problem := unicode_problem(criteria):
@@ -212,7 +205,7 @@ def row_document(
     id_key = _find_field(row, id_field, ID_FIELDS)
     id_value = row.get(id_key) if id_key else None
     if id_value is not None and (isinstance(id_value, bool) or not isinstance(id_value, (str, int))):
-        return _row_error(path, row_number, f"id column {id_key!r} is {_kind(id_value)}, expected text or a number")
+        return _row_error(path, row_number, f"id column {id_key!r} is {json_kind(id_value)}, expected text or a number")
     if id_value is not None and (problem := unicode_problem(str(id_value))):
         return _row_error(path, row_number, f"id column {id_key!r} {problem}")
     doc_id = str(id_value).strip() if id_key and id_value not in (None, "") else f"{path.stem}-{row_number}"
@@ -247,7 +240,7 @@ def _cell_list(value: Any) -> list[str] | None:
 
 
 def _unreadable(warnings: list[str], key: str, value: Any, expected: str) -> None:
-    warnings.append(f"column {key!r} is {_kind(value)}, expected {expected}: not read")
+    warnings.append(f"column {key!r} is {json_kind(value)}, expected {expected}: not read")
 
 
 def row_metadata(row: dict[str, Any], warnings: list[str]) -> Trial:
