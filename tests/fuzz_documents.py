@@ -70,12 +70,12 @@ def random_text(rng: random.Random, pieces: int | None = None) -> str:
 def _long_list(rng: random.Random) -> str:
     count = rng.randint(50, 1_500)
     style = rng.choice(["{i}. item {i}\n", "1. item {i}\n", "{pad}- item {i}\n", "({i}) ANC ≥ {i} x ULN\n"])
-    return "".join(style.format(i=i, pad="  " * (i % 40)) for i in range(1, count + 1))
+    return "\n" + "".join(style.format(i=i, pad="  " * (i % 40)) for i in range(1, count + 1))
 
 
 def _maybe_surrogate(rng: random.Random, text: str) -> str:
     """Text that may hold a lone surrogate (a reader sees one from a JSON escape such as "\\ud800")."""
-    if rng.random() < 0.1 and text:
+    if rng.random() < 0.05 and text:
         at = rng.randint(0, len(text))
         return text[:at] + chr(rng.randint(0xD800, 0xDFFF)) + text[at:]
     return text
@@ -122,9 +122,9 @@ def _row(rng: random.Random, index: int) -> dict[str, Any]:
 def _csv_cell(rng: random.Random, value: Any) -> str:
     text = "" if value is None else str(value)
     roll = rng.random()
-    if roll < 0.05:
+    if roll < 0.02:
         return '"' + text  # an unterminated quote
-    if roll < 0.1:
+    if roll < 0.04:
         return text + ',"stray'  # an extra field
     return '"' + text.replace('"', '""') + '"'
 
@@ -156,8 +156,9 @@ class Findings:
     ingest_errors: int = 0
     crashes: list[str] = field(default_factory=list)
     inexact: list[str] = field(default_factory=list)
-    slowest: float = 0.0
+    slowest: float = 0.0  # CPU seconds of the slowest document (wall time varies with the machine's load)
     slowest_input: str = ""
+    slowest_wall: float = 0.0
 
     def add(self, other: Findings) -> None:
         self.inputs += other.inputs
@@ -167,6 +168,7 @@ class Findings:
         self.inexact += other.inexact
         if other.slowest > self.slowest:
             self.slowest, self.slowest_input = other.slowest, other.slowest_input
+        self.slowest_wall = max(self.slowest_wall, other.slowest_wall)
 
 
 def rules_backend() -> Backend:
@@ -193,7 +195,7 @@ def check_input(path: Path, backend: Backend) -> Findings:
 
 
 def _check_document(document: Document, backend: Backend, found: Findings) -> None:
-    started = time.perf_counter()
+    started, started_wall = time.thread_time(), time.perf_counter()
     try:
         record, _ = process_document(document, backend)
         record.model_dump_json()
@@ -201,21 +203,22 @@ def _check_document(document: Document, backend: Backend, found: Findings) -> No
         found.crashes.append(f"{document.doc_id}: {traceback.format_exc(limit=-3)}")
         return
     finally:
-        elapsed = time.perf_counter() - started
+        elapsed = time.thread_time() - started
         if elapsed > found.slowest:
             found.slowest, found.slowest_input = elapsed, document.doc_id
+        found.slowest_wall = max(found.slowest_wall, time.perf_counter() - started_wall)
     for where, span in record.spans():
         if span.start is not None and record.source_text[span.start:span.end] != span.text:
             found.inexact.append(f"{document.doc_id} {where}")
 
 
 def run(count: int, seed: int, keep: Path | None = None) -> Findings:
-    """Generate inputs until `count` documents and ingest errors were seen."""
+    """Generate inputs until `count` documents went through the whole path."""
     backend = rules_backend()
     rng = random.Random(seed)
     total = Findings()
     with tempfile.TemporaryDirectory() as scratch:
-        while total.documents + total.ingest_errors < count:
+        while total.documents < count:
             name, content = random_input(rng)
             path = Path(scratch) / name
             path.write_bytes(content)
@@ -231,7 +234,7 @@ def run(count: int, seed: int, keep: Path | None = None) -> Findings:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--count", type=int, default=20_000, help="documents (plus ingest errors) to generate")
+    parser.add_argument("--count", type=int, default=20_000, help="documents to run through the whole path")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--keep", type=Path, help="write inputs that crash or misplace a span here")
     args = parser.parse_args(argv)
@@ -239,10 +242,11 @@ def main(argv: list[str] | None = None) -> int:
     found = run(args.count, args.seed, args.keep)
     rows = [("inputs", found.inputs), ("documents", found.documents), ("ingest errors", found.ingest_errors),
             ("crashes", len(found.crashes)), ("inexact spans", len(found.inexact)),
-            ("slowest document (s)", f"{found.slowest:.3f}  [{found.slowest_input}]"),
+            ("slowest document, CPU s", f"{found.slowest:.3f}  [{found.slowest_input}]"),
+            ("slowest document, wall s", f"{found.slowest_wall:.3f}"),
             ("total seconds", f"{time.perf_counter() - started:.1f}")]
     for name, value in rows:
-        print(f"{name:<22} {value}")
+        print(f"{name:<25} {value}")
     for crash in found.crashes[:5]:
         print("crash:", crash, file=sys.stderr)
     return 1 if found.crashes or found.inexact else 0

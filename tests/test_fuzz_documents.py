@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 from tests.fuzz_documents import Findings, check_input, random_input, rules_backend, run
 
-# Generous for a shared 2-core CI machine: a quadratic path takes tens of seconds, not two.
+# CPU seconds, generous for a slow CI machine: a quadratic path takes tens of seconds, not two.
 SECONDS_PER_DOCUMENT = 2.0
 BACKEND = rules_backend()
 # Any code point, with lone surrogates spliced in (they reach a reader through JSON escapes; hypothesis's
@@ -70,5 +70,5 @@ def test_generated_registry_like_inputs(rng: random.Random) -> None:
 @pytest.mark.slow
 def test_twenty_thousand_generated_documents() -> None:
     found = run(20_000, seed=0)
-    assert found.documents + found.ingest_errors >= 20_000
+    assert found.documents >= 20_000
     _assert_clean(found)
