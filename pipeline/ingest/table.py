@@ -91,12 +91,14 @@ def _csv_rows(path: Path, text: str, text_field: str | None
         yield 0, IngestError(str(path), f"cannot read the CSV header: {first[1] if first else 'no header row'}")
         return
     header = first[1]
-    if _find_field(dict.fromkeys(header), text_field, TEXT_FIELDS) is None:
+    text_key = _find_field(dict.fromkeys(header), text_field, TEXT_FIELDS)
+    if text_key is None:
         yield 0, IngestError(str(path), _no_text_column(header, text_field))
         return
+    shape = _RowShape(len(header), header.index(text_key) + 1, text_key)
     broken: _BrokenRows | None = None
     for row, (line, fields) in enumerate(records, start=1):
-        problem = _record_problem(fields, len(header), strict=broken is not None)
+        problem = shape.problem(fields, strict=broken is not None)
         if problem is None:
             if broken is not None:
                 yield broken.row, broken.error(path, resumed_at=line)
@@ -111,13 +113,25 @@ def _csv_rows(path: Path, text: str, text_field: str | None
         yield broken.row, broken.error(path, resumed_at=None)
 
 
-def _record_problem(fields: list[str] | str, width: int, *, strict: bool) -> str | None:
-    """What is wrong with one parsed record; `strict` (after a broken row) also refuses short rows."""
-    if isinstance(fields, str):
-        return fields
-    if len(fields) > width or (strict and len(fields) < width):
-        return f"{len(fields)} fields but the header has {width} (an unquoted comma in a cell?)"
-    return None
+@dataclass(frozen=True)
+class _RowShape:
+    """What a record needs to be a row: no more fields than the header, and enough to reach the
+    criteria column (short rows are otherwise fine: trailing empty cells are often left out)."""
+
+    width: int
+    needed: int
+    text_key: str
+
+    def problem(self, fields: list[str] | str, *, strict: bool) -> str | None:
+        """What is wrong with one parsed record; `strict` (after a broken row) refuses any short row."""
+        if isinstance(fields, str):
+            return fields
+        if len(fields) > self.width or (strict and len(fields) < self.width):
+            return f"{len(fields)} fields but the header has {self.width} (an unquoted comma in a cell?)"
+        if len(fields) < self.needed:
+            return (f"{len(fields)} field(s), too few to reach the criteria column {self.text_key!r} "
+                    f"(column {self.needed} of {self.width}; an unquoted line break in a cell?)")
+        return None
 
 
 @dataclass

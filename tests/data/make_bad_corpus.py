@@ -119,6 +119,14 @@ def corpus() -> dict[str, tuple[str, dict[str, Any]]]:
                    [(2, "unterminated quote: the quoted cell opened here never closes (line 3); the 2 record(s) after "
                         "it, to line 5, did not parse either; reading resumed at line 6")]),
         ),
+        # A cell's line breaks without quotes: the lines that cannot be rows are one error.
+        "unquoted_line_break.csv": (
+            "nct_id,criteria\nNCT10000068,- adults\nNCT10000069,- adults\n- children\n- teens\nNCT10000070,- adults\n",
+            expect(["NCT10000068", "NCT10000069", "NCT10000070"],
+                   [(3, "1 field(s), too few to reach the criteria column 'criteria' (column 2 of 2; an unquoted line "
+                        "break in a cell?) (line 4); the 1 record(s) after it, to line 5, did not parse either; "
+                        "reading resumed at line 6")]),
+        ),
         # A stray quote pairs with a later row's: that row is read after the broken one.
         "stray_quote.csv": (
             'nct_id,criteria\nNCT10000071,"- adults\nNCT10000072,"- children"\nNCT10000073,- adults\n',
