@@ -113,6 +113,7 @@ def test_header_variants(line: str, kind: str, end: int | None) -> None:
     "Inclusion Criteria 4. Written informed consent",
     "3. Inclusion criteria of the parent study:",
     "Inclusion of women and minorities",
+    "NONE of the Exclusion criteria.",
 ])
 def test_sentences_and_criteria_are_not_headers(line: str) -> None:
     assert match_header(line) is None

@@ -11,8 +11,9 @@ Registry text is messy, so the splitter works line by line with a few explicit r
   Its level comes from the marker's style and indentation: a style already open at that indent is a
   sibling, anything else nests under the current item (at most `MAX_DEPTH` levels deep). A `1.`
   after a `1.` of the same list is a sibling (markdown numbers every item `1.`). Numbers must
-  continue their list (or restart at 1) unless the previous line ended a sentence, so a wrapped `4 weeks ...` or
-  `E. coli` at a line start stays inside its item; a number over 999 must continue its list.
+  continue their list (or restart at 1) unless the previous line ended a sentence, so a wrapped
+  `4 weeks ...` or `E. coli` at a line start stays inside its item; a number over 999 must always
+  continue its list.
 - A line without a marker continues the current item, except (a) after a blank line when it is
   indented less than the item's text, (b) in lists with no markers at all, where a new line is a new
   item unless it reads as a wrapped line (starts with a lowercase word, or the text is hard-wrapped

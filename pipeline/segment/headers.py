@@ -33,8 +33,7 @@ _CRITERIA_HEADER = re.compile(
         (?P<prefix>(?:[^\s:]+:?[ \t]+){{0,5}}?)
         (?P<kind>inclusion|exclusionary|exclusion|eligibility)s?\b
         (?P<criteria>[ \t]+(?:criteria|criterion)s?)?
-        (?P<suffix>[ \t]*(?:[-–—(]|for\b|in\b|at\b|of\b|to\b|related\b|specific\b|includes?\b|comprises?\b
-                        |[A-Z0-9(])[^:：\n]{{0,70}}?)?
+        (?P<suffix>[ \t]*[\w(\-–—][^:：\n]{{0,70}}?)?  # "for Part B", "- Rollover", "(at Screening)"
         (?:[ \t]*(?P<colon>[:：]){_DECORATION}?(?=\S|$)|{_DECORATION}$)
     )""",
     re.IGNORECASE | re.VERBOSE,
@@ -44,9 +43,9 @@ _CRITERIA_HEADER = re.compile(
 _SENTENCE_WORDS = frozenset({
     "above", "also", "an", "any", "applies", "apply", "are", "as", "be", "been", "below", "can", "could",
     "described", "each", "every", "following", "fulfil", "fulfill", "further", "has", "have", "if", "is", "listed",
-    "may", "meet", "meeting", "meets", "met", "might", "must", "no", "not", "outlined", "per", "refer", "satisfy",
-    "see", "several", "shall", "should", "specified", "such", "than", "these", "this", "those", "were",
-    "which", "who", "whose", "will", "would",
+    "may", "meet", "meeting", "meets", "met", "might", "must", "no", "none", "nor", "not", "outlined", "per",
+    "refer", "satisfy", "see", "several", "shall", "should", "specified", "such", "than", "these", "this", "those",
+    "were", "which", "who", "whose", "will", "would",
 })
 _LETTER_MARKER = re.compile(r"^(?:[A-Z]|[IVX]{1,4})[.)]$")
 _NUMBER_MARKER = re.compile(r"^\(?\d+[.)]$")
