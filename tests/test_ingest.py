@@ -64,9 +64,11 @@ def test_jsonl_bad_rows_are_reported_and_good_rows_kept(tmp_path: Path) -> None:
     items = list(iter_documents([path]))
     assert [i.doc_id for i in items if isinstance(i, Document)] == ["NCT00000001", "NCT00000003"]
     errors = [str(i) for i in items if isinstance(i, IngestError)]
-    assert errors[0].startswith(f"{path}:2: invalid JSON")
-    assert errors[1] == f"{path}:3: no criteria column (criteria / eligibility_criteria / eligibilitycriteria / " \
-                        "eligibility / criteria_text / text); name it with --text-field"
+    assert errors[0].startswith(f"{path}: row 2: invalid JSON")
+    assert errors[1] == (f"{path}: row 3: no criteria column (criteria / eligibility_criteria / eligibilitycriteria"
+                         " / eligibility / criteria_text / text) among the keys found: 'nct_id'; name it with "
+                         "--text-field")
+    assert [i.row for i in items if isinstance(i, IngestError)] == [2, 3]
 
 
 def test_bom_is_dropped_and_crlf_kept(tmp_path: Path) -> None:
