@@ -61,4 +61,6 @@ def test_run_over_the_corpus_writes_every_good_record_and_one_error_per_bad_inpu
     errors = [json.loads(line) for line in (out / "errors.jsonl").read_text(encoding="utf-8").split("\n") if line]
     expected = [(str(BAD / name), words) for name in sorted(EXPECTATIONS) for _, words in EXPECTATIONS[name]["errors"]]
     assert [(e["path"], e["stage"]) for e in errors] == [(path, "ingest") for path, _ in expected]
+    rows = [row for name in sorted(EXPECTATIONS) for row, _ in EXPECTATIONS[name]["errors"]]
+    assert [e["row"] for e in errors] == rows and any(row is not None for row in rows)
     assert all(words in e["error"] for e, (_, words) in zip(errors, expected, strict=True))

@@ -1,11 +1,13 @@
 """The review page in real headless Chromium (Debian's /usr/bin/chromium driven by Playwright; no downloads).
 
-Screenshots land in test-artifacts/ (the gold view one is also copied to docs/review-screenshot.png).
+Screenshots land in test-artifacts/. With TRIALSTRUCT_UPDATE_DOCS=1 the ones the README shows are
+also copied to docs/ (a test run never changes the repository otherwise).
 """
 
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -34,6 +36,12 @@ ARGS = [
     "--disable-sync",
 ]
 ARTIFACTS = REPO / "test-artifacts"
+
+
+def to_docs(screenshot: Path, name: str) -> None:
+    """Refresh a README screenshot, only when asked (TRIALSTRUCT_UPDATE_DOCS=1)."""
+    if os.environ.get("TRIALSTRUCT_UPDATE_DOCS") == "1":
+        shutil.copyfile(screenshot, REPO / "docs" / name)
 
 HIGHLIGHTS = """() => [...document.querySelectorAll('#source .layer [data-entity-id]')]
     .map((n) => [n.dataset.entityId, n.textContent])"""
@@ -167,7 +175,7 @@ def test_gold_diff_colours_and_problem_navigation(static_page):
     page.hover('#source [data-gold-id="exc-1.e9"]')
     final = shot(page, "review-gold.png")
     (REPO / "docs").mkdir(exist_ok=True)
-    shutil.copyfile(final, REPO / "docs" / "review-screenshot.png")
+    to_docs(final, "review-screenshot.png")
 
 
 def test_vs_gold_shows_a_wrong_value_time_window_or_negation_as_a_difference_not_a_match(static_page):
@@ -380,7 +388,7 @@ def test_problems_overview_sorts_groups_exports_and_opens_documents(tmp_path, pa
     csv_href = page.get_attribute("#overview-csv", "href")
     assert (tmp_path / csv_href) == written[-1] and len(written[-1].read_text().splitlines()) == 1 + 7
     shot(page, "review-problems-overview.png")
-    shutil.copyfile(ARTIFACTS / "review-problems-overview.png", REPO / "docs" / "review-problems-overview.png")
+    to_docs(ARTIFACTS / "review-problems-overview.png", "review-problems-overview.png")
     page.select_option("#overview-group", "kind")
     summaries = page.eval_on_selector_all("#overview-kinds summary", "(ss) => ss.map((s) => s.textContent)")
     assert summaries == [
@@ -434,7 +442,7 @@ def test_value_and_time_window_are_edited_in_a_form(served, page):
     page.click("#apply-fields")
     assert page.inner_text("#edit-status") == "value and time window of inc-1.e1 updated"
     shot(page, "review-value-form.png")
-    shutil.copyfile(ARTIFACTS / "review-value-form.png", REPO / "docs" / "review-value-form.png")
+    to_docs(ARTIFACTS / "review-value-form.png", "review-value-form.png")
     page.click("#save-gold")
     page.wait_for_selector("#edit-status.ok >> text=saved")
     gold = TrialRecord.model_validate_json((served.store.gold_dir / "NCT-B.json").read_text())

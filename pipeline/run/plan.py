@@ -20,10 +20,13 @@ from pipeline.run.shard import Shard
 
 @dataclass
 class Failure:
+    """One line of errors.jsonl: which input failed, in which stage, why (and the row of a table)."""
+
     path: str
     stage: str
     error: str
     doc_id: str | None = None
+    row: int | None = None
 
     def line(self) -> str:
         name = f"{self.path} ({self.doc_id})" if self.doc_id and self.doc_id not in self.path else self.path
@@ -77,10 +80,10 @@ def plan(items: Iterable[Document | IngestError], shard: Shard | None) -> Iterat
         if shard is not None and not shard.owns(name):
             continue
         if isinstance(item, IngestError):
-            yield Planned(position, failure=Failure(item.path, "ingest", item.message, item.doc_id))
+            yield Planned(position, failure=Failure(item.path, "ingest", item.message, item.doc_id, item.row))
         elif item.doc_id in seen:
             message = f"duplicate doc_id {item.doc_id!r} (first in {seen[item.doc_id]})"
-            yield Planned(position, failure=Failure(item.source.path, "ingest", message, item.doc_id))
+            yield Planned(position, failure=Failure(item.source.path, "ingest", message, item.doc_id, item.source.row))
         else:
             seen[item.doc_id] = item.source.path
             yield Planned(position, document=item, key=document_key(item), doc_id=item.doc_id, path=item.source.path)

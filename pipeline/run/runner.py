@@ -102,7 +102,8 @@ def process(planned: Planned, backend: Backend) -> Outcome:
         except Exception as exc:  # one bad document must not stop the batch
             stage = exc.stage if isinstance(exc, TrialstructError) else "run"
             message = str(exc) if isinstance(exc, UnexpectedError) else f"{type(exc).__name__}: {exc}"
-            failure = Failure(document.source.path, stage, message.splitlines()[0], document.doc_id)
+            source = document.source
+            failure = Failure(source.path, stage, message.splitlines()[0], document.doc_id, source.row)
             return Outcome(planned, failure=failure, offline_miss=_caused_by(exc, CacheMiss),
                            usage=getattr(exc, "usage", None) or Usage(), keys=set(keys))
 
@@ -158,7 +159,7 @@ def _process_in_worker(planned: Planned) -> Outcome:
         outcome = process(planned, _WORKER_BACKEND)
     except DocumentTimeout as exc:  # fired outside the document's own guard
         outcome = Outcome(planned, failure=Failure(planned.path, exc.stage, f"{type(exc).__name__}: {exc}",
-                                                   planned.doc_id))
+                                                   planned.doc_id, planned.document and planned.document.source.row))
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
     outcome.planned.document = None  # not sent back: the parent has it already
