@@ -20,7 +20,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import BinaryIO, Literal
 
 from pipeline.errors import IngestError
 from pipeline.schema import CriterionKind, Source, Trial
@@ -144,14 +144,26 @@ def iter_documents(
         if isinstance(path, IngestError):
             yield path
             continue
-        raw = read_bytes(path, max_bytes)
-        if isinstance(raw, IngestError):
-            yield raw
-            continue
         try:
-            yield from _read_file(path, raw, id_field=id_field, text_field=text_field)
+            yield from _read_path(path, max_bytes, id_field=id_field, text_field=text_field)
         except Exception as exc:  # a reader bug must cost one file, not the run
             yield IngestError(str(path), f"unexpected {type(exc).__name__} while reading: {_first_line(exc)}")
+
+
+def _read_path(path: Path, max_bytes: int, *, id_field: str | None, text_field: str | None
+               ) -> Iterator[Document | IngestError]:
+    """JSONL is streamed a line at a time (a registry export is never held in memory, and
+    `max_bytes` limits one row); every other format is read whole (`max_bytes` limits the file)."""
+    from pipeline.ingest import table
+
+    if path.suffix.lower() == ".jsonl":
+        yield from table.read_jsonl_file(path, max_bytes, id_field=id_field, text_field=text_field)
+        return
+    raw = read_bytes(path, max_bytes)
+    if isinstance(raw, IngestError):
+        yield raw
+        return
+    yield from _read_file(path, raw, id_field=id_field, text_field=text_field)
 
 
 def _read_file(path: Path, raw: bytes, *, id_field: str | None, text_field: str | None
@@ -163,8 +175,8 @@ def _read_file(path: Path, raw: bytes, *, id_field: str | None, text_field: str 
         yield text.read_text_document(path, raw)
     elif suffix in JSON_SUFFIXES:
         yield from ctgov.read_ctgov(path, raw)
-    elif suffix in TABLE_SUFFIXES:
-        yield from table.read_table(path, raw, id_field=id_field, text_field=text_field)
+    elif suffix == ".csv":
+        yield from table.read_csv(path, raw, id_field=id_field, text_field=text_field)
     else:
         yield IngestError(str(path), f"unsupported file type {suffix or '(none)'!r}")
 
@@ -183,26 +195,39 @@ def _first_line(exc: BaseException) -> str:
 
 
 def read_bytes(path: Path, max_bytes: int) -> bytes | IngestError:
-    """The file's bytes, or an error for missing, non-regular, empty, oversized or binary files.
-    A FIFO, socket or device is never opened: reading one could block the run forever."""
+    """The file's bytes, or an error for missing, non-regular, empty, oversized or binary files."""
+    try:
+        opened = open_input(path, max_bytes)
+        if isinstance(opened, IngestError):
+            return opened
+        with opened:
+            raw = opened.read()
+    except OSError as exc:
+        return IngestError(str(path), f"cannot read: {exc.strerror or exc}")
+    return raw if raw.strip() else IngestError(str(path), "file is empty")
+
+
+def open_input(path: Path, max_bytes: int | None) -> BinaryIO | IngestError:
+    """The file opened for reading, or an error for a missing, non-regular, oversized (when
+    `max_bytes` is given) or binary file. A FIFO, socket or device is never opened: reading one
+    could block the run forever."""
     try:
         info = path.stat()
         if not stat.S_ISREG(info.st_mode):
             return IngestError(str(path), f"not a regular file ({_file_kind(info.st_mode)}): not read")
-        if info.st_size > max_bytes:
+        if max_bytes is not None and info.st_size > max_bytes:
             return IngestError(str(path), f"file is {info.st_size:,} bytes, over the {max_bytes:,}-byte limit "
                                           "(--max-bytes)")
-        raw = path.read_bytes()
+        handle = path.open("rb")
     except FileNotFoundError:
         detail = " (a broken symlink)" if path.is_symlink() else ""
         return IngestError(str(path), f"no such file or directory{detail}")
     except OSError as exc:
         return IngestError(str(path), f"cannot read: {exc.strerror or exc}")
-    if not raw.strip():
-        return IngestError(str(path), "file is empty")
-    if b"\x00" in raw[:8192]:
+    if b"\x00" in handle.peek(8192)[:8192]:
+        handle.close()
         return IngestError(str(path), "binary file (contains NUL bytes), not a text document")
-    return raw
+    return handle
 
 
 def _file_kind(mode: int) -> str:

@@ -8,17 +8,28 @@ or AACT's `nct_id, gender, minimum_age, maximum_age, healthy_volunteers`.
 from __future__ import annotations
 
 import ast
+import codecs
 import csv
+import itertools
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, BinaryIO, Literal
 
 from pipeline.errors import IngestError
-from pipeline.ingest import Document, decode, guarded_row, json_kind, normalise, sha256_text, unicode_problem
+from pipeline.ingest import (
+    Document,
+    decode,
+    guarded_row,
+    json_kind,
+    normalise,
+    open_input,
+    sha256_text,
+    unicode_problem,
+)
 from pipeline.schema import Evidence, Source, Trial
 
 ID_FIELDS = ("nct_id", "nctid", "nct", "doc_id", "id", "trial_id")
@@ -42,14 +53,58 @@ _LISTS = {
 }
 
 
-def read_table(
-    path: Path, raw: bytes, *, id_field: str | None, text_field: str | None
-) -> Iterator[Document | IngestError]:
+def read_csv(path: Path, raw: bytes, *, id_field: str | None, text_field: str | None
+             ) -> Iterator[Document | IngestError]:
+    """A CSV file, read whole (its quoting can span lines; a broken record resumes at the next)."""
     text = decode(path, raw)
     if isinstance(text, IngestError):
         yield text
         return
-    rows = _jsonl_rows(path, text) if path.suffix.lower() == ".jsonl" else _csv_rows(path, text, text_field)
+    yield from _documents(path, _csv_rows(path, text, text_field), id_field, text_field)
+
+
+def _row_error(path: Path, row: int, message: str) -> IngestError:
+    return IngestError(str(path), f"row {row}: {message}", row=row)
+
+
+def read_jsonl_file(path: Path, max_bytes: int, *, id_field: str | None, text_field: str | None
+                    ) -> Iterator[Document | IngestError]:
+    """A JSONL file streamed a line at a time; `max_bytes` limits one row, not the file."""
+    handle = open_input(path, None)
+    if isinstance(handle, IngestError):
+        yield handle
+        return
+    with handle:
+        yield from _documents(path, _jsonl_rows(path, _lines(path, handle, max_bytes)), id_field, text_field)
+
+
+def _lines(path: Path, handle: BinaryIO, max_bytes: int) -> Iterator[tuple[int, str | IngestError]]:
+    """Numbered lines split on `\\n` only (JSON strings may hold U+2028, U+2029 or U+0085 raw, and
+    row numbers must stay line numbers), decoded one by one; an empty file is an error."""
+    seen_text = False
+    for number in itertools.count(1):
+        raw = handle.readline(max_bytes + 1)
+        if not raw:
+            break
+        if number == 1:
+            raw = raw.removeprefix(codecs.BOM_UTF8)
+        if len(raw) > max_bytes and not raw.endswith(b"\n"):
+            while (rest := handle.readline(1 << 20)) and not rest.endswith(b"\n"):
+                pass
+            yield number, _row_error(path, number, f"row is over the {max_bytes:,}-byte limit (--max-bytes)")
+            continue
+        seen_text = seen_text or bool(raw.strip())
+        try:
+            yield number, raw.decode("utf-8").removesuffix("\n")
+        except UnicodeDecodeError as exc:
+            yield number, _row_error(path, number, f"not valid UTF-8: byte 0x{raw[exc.start]:02x} at "
+                                                   f"byte {exc.start} of the row")
+    if not seen_text:
+        yield 0, IngestError(str(path), "file is empty")
+
+
+def _documents(path: Path, rows: Iterable[tuple[int, dict[str, Any] | IngestError]], id_field: str | None,
+               text_field: str | None) -> Iterator[Document | IngestError]:
     for row_number, row in rows:
         if isinstance(row, IngestError):
             yield row
@@ -58,14 +113,12 @@ def read_table(
             yield guarded_row(path, row_number, build)
 
 
-def _row_error(path: Path, row: int, message: str) -> IngestError:
-    return IngestError(str(path), f"row {row}: {message}", row=row)
-
-
-def _jsonl_rows(path: Path, text: str) -> Iterator[tuple[int, dict[str, Any] | IngestError]]:
-    """Rows split on `\\n` only: JSON strings may hold U+2028, U+2029 or U+0085 raw, and row
-    numbers must stay line numbers."""
-    for number, line in enumerate(text.split("\n"), start=1):
+def _jsonl_rows(path: Path, lines: Iterable[tuple[int, str | IngestError]]
+                ) -> Iterator[tuple[int, dict[str, Any] | IngestError]]:
+    for number, line in lines:
+        if isinstance(line, IngestError):
+            yield number, line
+            continue
         if not line.strip():
             continue
         try:
