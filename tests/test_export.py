@@ -34,6 +34,12 @@ def seeds_run(tmp_path_factory) -> tuple[Path, list[TrialRecord]]:
     return out, make_run(SEEDS, out)
 
 
+@pytest.fixture(scope="module")
+def ctgov_run(tmp_path_factory) -> tuple[Path, list[TrialRecord]]:
+    out = tmp_path_factory.mktemp("ctgov") / "run"
+    return out, make_run(shared_path("ctgov"), out)
+
+
 def read_csv(path: Path) -> list[dict[str, Any]]:
     """Rows with the declared types restored, an empty cell read as null (as pandas does)."""
     table = next(t for t in TABLES if t.name == path.stem)
@@ -105,12 +111,12 @@ def test_parquet_tables_match_records_jsonl(seeds_run):
 
 
 @pytest.mark.parametrize("suffix", ["csv", "parquet"])
-def test_tables_of_the_registry_studies_match_their_records(tmp_path, suffix):
+def test_tables_of_the_registry_studies_match_their_records(ctgov_run, tmp_path, suffix):
     if suffix == "parquet":
         pytest.importorskip("pyarrow.parquet", reason='pyarrow is not installed (pip install -e ".[parquet]")')
-    records = make_run(shared_path("ctgov"), tmp_path / "run")
-    assert trialstruct("export", tmp_path / "run", "--format", suffix).returncode == 0
-    check_against_records(tmp_path / "run" / "tables", suffix, records)
+    run, records = ctgov_run
+    assert trialstruct("export", run, "--format", suffix, "-o", tmp_path / "tables").returncode == 0
+    check_against_records(tmp_path / "tables", suffix, records)
 
 
 def test_a_bad_record_line_fails_the_export_and_keeps_the_earlier_tables(seeds_run, tmp_path):
