@@ -89,3 +89,18 @@ def test_schema_is_self_describing() -> None:
     schema = json.loads(trialstruct("schema").stdout)
     assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema"
     assert schema["$id"].startswith("urn:trialstruct:trial-record:")
+
+
+def test_standard_input_is_read_as_jsonl_json_or_a_page(tmp_path: Path) -> None:
+    rows = "\n".join(json.dumps({"nct_id": f"NCT0000000{n}", "criteria": f"- age >= {n}"}) for n in (1, 2))
+    page = sorted(SEEDS.glob("*.txt"))[0].read_text(encoding="utf-8")
+    study = json.dumps({"protocolSection": {"identificationModule": {"nctId": "NCT00000009", "briefTitle": "T"},
+                                            "eligibilityModule": {"eligibilityCriteria": "Inclusion Criteria:\n* x"}}})
+    for name, stdin, ids in (("rows", rows, ["NCT00000001", "NCT00000002"]), ("page", page, ["<stdin>"]),
+                             ("study", study, ["NCT00000009"])):
+        out = tmp_path / name
+        done = subprocess.run([sys.executable, "-m", "pipeline", "run", "-", "-o", str(out), "--backend", "none"],
+                              input=stdin, capture_output=True, text=True, timeout=120, check=False)
+        assert done.returncode == 0, done.stderr
+        lines = (out / "records.jsonl").read_text(encoding="utf-8").splitlines()
+        assert [TrialRecord.model_validate_json(line).doc_id for line in lines] == ids

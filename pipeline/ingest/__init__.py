@@ -13,9 +13,11 @@ so a batch carries on past bad files and reports each of them.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
 import stat
+import sys
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -73,6 +75,9 @@ JSON_TYPE_NAMES: dict[type, str] = {dict: "an object", list: "a list", str: "tex
 
 def json_kind(value: object) -> str:
     return JSON_TYPE_NAMES.get(type(value), type(value).__name__)
+
+
+STDIN = "-"  # as an input path: read standard input
 
 
 def iter_input_files(paths: Iterable[Path]) -> Iterator[Path | IngestError]:
@@ -145,9 +150,45 @@ def iter_documents(
             yield path
             continue
         try:
+            if str(path) == STDIN:
+                yield from _read_stdin(max_bytes, id_field=id_field, text_field=text_field)
+                continue
             yield from _read_path(path, max_bytes, id_field=id_field, text_field=text_field)
         except Exception as exc:  # a reader bug must cost one file, not the run
             yield IngestError(str(path), f"unexpected {type(exc).__name__} while reading: {_first_line(exc)}")
+
+
+def _read_stdin(max_bytes: int, *, id_field: str | None, text_field: str | None) -> Iterator[Document | IngestError]:
+    """Standard input (`-`), its format told by its first bytes: JSON objects one a line are a
+    JSONL table (streamed), other JSON a ClinicalTrials.gov document, anything else a text page."""
+    from pipeline.ingest import ctgov, table, text
+
+    stream = sys.stdin.buffer
+    head = stream.peek(1 << 16).lstrip()  # type: ignore[attr-defined]
+    if _is_table_row(head.split(b"\n", 1)[0].strip()):
+        yield from table.read_jsonl_stream(Path("<stdin>.jsonl"), stream, max_bytes, id_field=id_field,
+                                           text_field=text_field)
+        return
+    raw = stream.read(max_bytes + 1)
+    if len(raw) > max_bytes:
+        yield IngestError(STDIN, f"standard input is over the {max_bytes:,}-byte limit (--max-bytes)")
+    elif not raw.strip():
+        yield IngestError(STDIN, "standard input is empty")
+    elif raw.lstrip()[:1] in (b"{", b"["):
+        yield from ctgov.read_ctgov(Path("<stdin>.json"), raw)
+    else:
+        yield text.read_text_document(Path("<stdin>"), raw)
+
+
+def _is_table_row(line: bytes) -> bool:
+    """A JSON object on one line that is not a ClinicalTrials.gov study (or page of studies)."""
+    if not (line.startswith(b"{") and line.endswith(b"}")):
+        return False
+    try:
+        keys = json.loads(line).keys()
+    except (ValueError, RecursionError):
+        return True  # a broken row: the table reader reports it with its row number
+    return not {"protocolSection", "studies"} & set(keys)
 
 
 def _read_path(path: Path, max_bytes: int, *, id_field: str | None, text_field: str | None

@@ -75,7 +75,13 @@ def read_jsonl_file(path: Path, max_bytes: int, *, id_field: str | None, text_fi
         yield handle
         return
     with handle:
-        yield from _documents(path, _jsonl_rows(path, _lines(path, handle, max_bytes)), id_field, text_field)
+        yield from read_jsonl_stream(path, handle, max_bytes, id_field=id_field, text_field=text_field)
+
+
+def read_jsonl_stream(path: Path, handle: BinaryIO, max_bytes: int, *, id_field: str | None,
+                      text_field: str | None) -> Iterator[Document | IngestError]:
+    """JSONL rows from an open binary stream (a file, or standard input), named `path` in errors."""
+    yield from _documents(path, _jsonl_rows(path, _lines(path, handle, max_bytes)), id_field, text_field)
 
 
 def _lines(path: Path, handle: BinaryIO, max_bytes: int) -> Iterator[tuple[int, str | IngestError]]:
