@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import sys
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, fields
 
@@ -85,5 +86,6 @@ def plan(items: Iterable[Document | IngestError], shard: Shard | None) -> Iterat
             message = f"duplicate doc_id {item.doc_id!r} (first in {seen[item.doc_id]})"
             yield Planned(position, failure=Failure(item.source.path, "ingest", message, item.doc_id, item.source.row))
         else:
-            seen[item.doc_id] = item.source.path
-            yield Planned(position, document=item, key=document_key(item), doc_id=item.doc_id, path=item.source.path)
+            path = sys.intern(item.source.path)  # one string for all the rows of a table
+            seen[item.doc_id] = path
+            yield Planned(position, document=item, key=document_key(item), doc_id=item.doc_id, path=path)

@@ -283,7 +283,7 @@ class Runner:
              task: Callable[[Planned], Outcome], journal: Journal, stop: Stop, bar: RunProgress) -> None:
         """Keep `width` documents in flight, within the rate limits, until the inputs end or a
         signal stops the run (the documents in flight are then finished, nothing new is started)."""
-        pending: set[Future[Outcome]] = set()
+        pending: dict[Future[Outcome], Planned] = {}
         for planned in stream:
             if stop.is_set():
                 break
@@ -300,33 +300,35 @@ class Runner:
                     pending = self.harvest(pending, journal, bar, stop, timeout=min(self.limiter.delay() or 0.25, 0.25))
                 if stop.is_set():
                     break
-                pending.add(pool.submit(task, planned))
+                pending[pool.submit(task, planned)] = planned
         while pending:
             pending = self.harvest(pending, journal, bar, stop, timeout=0.25)
 
-    def harvest(self, pending: set[Future[Outcome]], journal: Journal, bar: RunProgress, stop: Stop,
-                timeout: float) -> set[Future[Outcome]]:
+    def harvest(self, pending: dict[Future[Outcome], Planned], journal: Journal, bar: RunProgress, stop: Stop,
+                timeout: float) -> dict[Future[Outcome], Planned]:
         """Finish the documents done within `timeout` (or just wait, when none is in flight)."""
         if not pending:
             stop.wait(timeout)
             return pending
-        done, still = wait(pending, timeout=timeout, return_when=FIRST_COMPLETED)
+        done, _ = wait(pending, timeout=timeout, return_when=FIRST_COMPLETED)
         for future in done:
-            self.finish(future.result(), journal, bar)
-        return still
+            self.finish(pending.pop(future), future.result(), journal, bar)
+        return pending
 
-    def finish(self, outcome: Outcome, journal: Journal, bar: RunProgress) -> None:
+    def finish(self, planned: Planned, outcome: Outcome, journal: Journal, bar: RunProgress) -> None:
+        """Journal a finished document (or note its failure) and drop its text: what stays in memory
+        per document is the small `Planned` (a worker's outcome carries a copy of it, not this one)."""
         usage = outcome.usage
         self.result.usage.add(usage)
         self.limiter.charge(usage.calls, usage.prompt_tokens + usage.completion_tokens)
-        outcome.planned.document = None
+        planned.document = None
         if outcome.record_line is not None:
-            journal.append(outcome.planned.key, outcome.record_line, outcome.keys, usage.nonzero(), outcome.counts,
-                           outcome.warnings, outcome.planned.path)
+            journal.append(planned.key, outcome.record_line, outcome.keys, usage.nonzero(), outcome.counts,
+                           outcome.warnings, planned.path)
         elif outcome.failure is not None:
-            self.failures[outcome.planned.position] = outcome.failure
+            self.failures[planned.position] = outcome.failure
             if outcome.offline_miss:
-                self.offline_misses.add(outcome.planned.position)
+                self.offline_misses.add(planned.position)
         bar.advance(usage.prompt_tokens + usage.completion_tokens, usage.cache_hits, outcome.failure is not None)
 
     def manifest_context(self, inputs: list[Path], started_at: datetime, journal_id: str) -> dict[str, Any]:
