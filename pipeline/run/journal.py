@@ -124,14 +124,17 @@ class Journal:
     def compact(self, index: list[Indexed]) -> None:
         """Replace the journal by an index into the records.jsonl just written (see the module doc)."""
         identity = json.dumps(_identity(self.records_file), separators=(",", ":"))
-        lines = [identity + "\n"]
-        for item in index:
-            done = self.done[item.doc_key]
-            header = _header(item.doc_key, list(done.keys), done.usage, done.counts, done.warnings, item.path,
-                             at=(item.offset, item.length))
-            lines.append(header.decode() + "\n")
+
+        def lines() -> Iterator[str]:
+            yield identity + "\n"
+            for item in index:
+                done = self.done[item.doc_key]
+                header = _header(item.doc_key, list(done.keys), done.usage, done.counts, done.warnings, item.path,
+                                 at=(item.offset, item.length))
+                yield header.decode() + "\n"
+
         self._handle.close()
-        atomic_write(self.path, lines)
+        atomic_write(self.path, lines())
         self._handle = self.path.open("ab")
 
     def _sync(self) -> None:
