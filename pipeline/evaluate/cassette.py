@@ -77,7 +77,7 @@ def eval_command_line(
     settings: dict[str, Any],
     extra: list[str],
 ) -> str:
-    """`trialstruct eval ...` with the given choices, quoted for a POSIX shell (cache and secrets left out)."""
+    """`trialstruct eval ...` with the given choices, quoted for a POSIX shell (cache and credentials left out)."""
     words = ["trialstruct", "eval", "--gold", str(gold)]
     if docs:
         words += ["--docs", docs]
@@ -85,8 +85,17 @@ def eval_command_line(
         words += ["--config", str(config_file)]
     for name, value in settings.items():
         if value is not None and name not in ("cache_dir", "cache_mode", "api_key"):
-            words += [f"--{name.replace('_', '-')}", str(getattr(value, "value", value))]
+            shown = _without_credentials(value) if name == "base_url" else str(getattr(value, "value", value))
+            words += [f"--{name.replace('_', '-')}", shown]
     return shlex.join(words + extra)
+
+
+def _without_credentials(url: str) -> str:
+    """An endpoint URL minus user:password and query (where tokens hide), as the cache key names it."""
+    from pipeline.cache.keys import endpoint_identity
+    from pipeline.config import RunConfig
+
+    return endpoint_identity(RunConfig(base_url=url)) or url
 
 
 def stale_line(

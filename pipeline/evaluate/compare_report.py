@@ -105,7 +105,9 @@ def comparison_markdown(result: dict[str, Any]) -> str:
         lines += ["", *_table(comparison, [f"entities.relaxed.{t}" for t in ENTITY_TYPES], "entity type (relaxed)",
                               lambda name: name.rsplit(".", 1)[1])]
         lines += ["", _pipeline_line(comparison), "", *_changed(comparison)]
+    cost = result["variants"][0]["cost"]
+    as_of = f" (as of {cost['prices_as_of']})" if cost["prices_as_of"] else ""
     lines += ["", "### Tokens and cost", "", *_cost_rows(result["variants"]), "",
-              "Tokens are those recorded with each cached answer a document used; prices from "
-              f"`{result['variants'][0]['cost']['prices']}` (as of {result['variants'][0]['cost']['prices_as_of']})."]
+              f"Tokens are those recorded with each cached answer a document used; prices from `{cost['prices']}`"
+              f"{as_of}."]
     return "\n".join(lines) + "\n"
