@@ -163,3 +163,10 @@ def test_docs_selects_gold_documents_by_id(workspace):
     none = trialstruct("eval", "--gold", "evals/gold", "--backend", "rules", "--docs", "zz*", cwd=root, env=env)
     assert none.returncode == 2
     assert none.stderr.strip() == "error: evals/gold: no gold document matches --docs 'zz*'"
+
+
+def test_help_describes_compare_and_cassettes(workspace):
+    done = trialstruct("eval", "--help", cwd=workspace["root"], env={**workspace["env"], "COLUMNS": "200"})
+    assert done.returncode == 0, done.stderr
+    for option in ("--compare", "--replay", "--record", "--prices", "--docs", "--baseline-set", "--baseline-key"):
+        assert option in done.stdout

@@ -66,7 +66,7 @@ def _report(
 @config_options()
 def eval_command(
     variants: Annotated[list[str] | None, typer.Argument(
-        metavar="[VARIANT]...", help="With --compare: configurations to compare, e.g. prompt=extract-v1 "
+        metavar="VARIANT", help="With --compare: configurations to compare, e.g. prompt=extract-v1 "
         "prompt=extract-v2, model=A model=B, config=FILE.toml; key=value pairs joined by commas.")] = None,
     gold: Annotated[Path, typer.Option(help="Directory of gold TrialRecord *.json files.")] = Path("evals/gold"),
     pred: Annotated[Path | None, typer.Option(help="A run's records.jsonl to score.")] = None,
@@ -82,8 +82,8 @@ def eval_command(
     check: Annotated[bool, typer.Option("--check", help="Exit 1 if a metric fell below baseline "
                                         "(with --compare: if the last variants regressed).")] = False,
     update_baseline: Annotated[bool, typer.Option("--update-baseline", help="Rewrite this section.")] = False,
-    baseline_key: Annotated[str | None, typer.Option(help="Baseline section (default: [set:]backend"
-                                                     "[/model/prompt]).")] = None,
+    baseline_key: Annotated[str | None, typer.Option(help="Baseline section (default: the backend name, plus "
+                                                     "/model/prompt when it uses a prompt).")] = None,
     baseline_set: Annotated[str | None, typer.Option(help="Name of the gold subset, prefixed to the "
                                                      "baseline key (e.g. seeds with --docs '00*').")] = None,
     resamples: Annotated[int, typer.Option(help="Bootstrap resamples over documents.")] = 1000,

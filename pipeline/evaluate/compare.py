@@ -173,12 +173,11 @@ def differences(base: Evaluated, other: Evaluated, options: Mapping[str, Any]) -
 
 def changed_documents(base: Evaluated, other: Evaluated, limit: int) -> list[dict[str, Any]]:
     """The documents whose entities.relaxed F1 moved most, largest change first."""
-    rows = []
-    for a, b in zip(base.docs, other.docs, strict=True):
-        fa, fb = a.counts[CHANGE_METRIC].f1, b.counts[CHANGE_METRIC].f1
-        if fa != fb:
-            rows.append({"doc_id": a.doc_id, "metric": CHANGE_METRIC, "base": fa, "other": fb, "delta": fb - fa})
-    return sorted(rows, key=lambda r: (-abs(r["delta"]), r["doc_id"]))[:limit]
+    moved = [(a.doc_id, a.counts[CHANGE_METRIC].f1, b.counts[CHANGE_METRIC].f1)
+             for a, b in zip(base.docs, other.docs, strict=True)]
+    moved = sorted((m for m in moved if m[1] != m[2]), key=lambda m: (-abs(m[2] - m[1]), m[0]))[:limit]
+    return [{"doc_id": doc_id, "metric": CHANGE_METRIC, "base": fa, "other": fb, "delta": fb - fa}
+            for doc_id, fa, fb in moved]
 
 
 def _write_records(path: Path, records: Mapping[str, TrialRecord], doc_ids: Sequence[str]) -> None:
@@ -237,16 +236,17 @@ def run_comparison(
         evaluated = _evaluate(records, gold, variant.flags(flags), options, prices=options.get("prices"))
         _write_records(out / f"{slug(variant.label)}.jsonl", evaluated.records, [r.doc_id for r in records])
         runs.append((variant, evaluated))
-    result = {
+    comparisons = [comparison(runs[0], run, gold, out, options) for run in runs[1:]]
+    result: dict[str, Any] = {
         "gold": str(gold), "documents": len(records), "docs": options.get("docs"),
         "bootstrap": {"resamples": options.get("resamples", 1000), "seed": options.get("seed", 0), "level": 0.95,
                       "unit": "document", "paired": True},
         "variants": [{"label": v.label, "records": str(out / f"{slug(v.label)}.jsonl"), "run": e.report["run"],
                       "cost": e.report["cost"], "prediction_errors": e.report["prediction_errors"],
                       "metrics": e.report["metrics"]} for v, e in runs],
-        "comparisons": [comparison(runs[0], run, gold, out, options) for run in runs[1:]],
+        "comparisons": comparisons,
+        "verdict": _overall(comparisons),
     }
-    result["verdict"] = _overall(result["comparisons"])
     text = comparison_markdown(result)
     typer.echo(text)
     if json_out:

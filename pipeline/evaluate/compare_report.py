@@ -87,6 +87,20 @@ def _changed(comparison: dict[str, Any]) -> list[str]:
     return [*lines, "", "See them side by side against gold:", "", "```", comparison["review_command"], "```"]
 
 
+def _problem_lines(variant: dict[str, Any]) -> list[str]:
+    """Failed extractions (scored without entities) apart from documents merely rebuilt from gold text."""
+    failed = [p for p in variant["prediction_errors"] if p["problem"].startswith("extraction failed")]
+    rebuilt = [p for p in variant["prediction_errors"] if "rebuilt from source_text" in p["problem"]]
+    lines = []
+    if failed:
+        lines.append(f"- {variant['label']}: extraction failed on {len(failed)} document(s), scored without "
+                     f"entities; first: {failed[0]['doc_id']}: {failed[0]['problem']}")
+    if rebuilt:
+        lines.append(f"- {variant['label']}: {len(rebuilt)} document(s) rebuilt from the gold source_text (their "
+                     "source files are not here: structured metadata is lost, entities are unaffected)")
+    return lines
+
+
 def comparison_markdown(result: dict[str, Any]) -> str:
     comparisons = result["comparisons"]
     lines = [f"## trialstruct eval --compare: {VERDICTS[result['verdict']]}", ""]
@@ -96,9 +110,7 @@ def comparison_markdown(result: dict[str, Any]) -> str:
     lines += [f"{result['documents']} gold documents{docs} from `{result['gold']}`; Δ = later variant − first, with a "
               f"paired bootstrap 95% interval over documents ({result['bootstrap']['resamples']} resamples).", ""]
     for v in result["variants"]:
-        if v["prediction_errors"]:
-            lines.append(f"- {v['label']}: {len(v['prediction_errors'])} prediction problem(s), first: "
-                         f"{v['prediction_errors'][0]['doc_id']}: {v['prediction_errors'][0]['problem']}")
+        lines += _problem_lines(v)
     for comparison in comparisons:
         lines += ["", f"### {comparison['other']} vs {comparison['base']}", ""]
         lines += _table(comparison, list(HEADLINE), "metric")

@@ -16,7 +16,7 @@ HEADERS = ("metric", "P", "R", "F1", "F1 95% CI", "macro F1", "tp", "fp", "fn")
 
 
 def _rows(report: dict[str, Any]) -> list[tuple[str, ...]]:
-    rows = []
+    rows: list[tuple[str, ...]] = []
     for name, m in report["metrics"].items():
         if m["tp"] + m["fp"] + m["fn"] == 0:
             continue
