@@ -170,3 +170,17 @@ def test_help_describes_compare_and_cassettes(workspace):
     assert done.returncode == 0, done.stderr
     for option in ("--compare", "--replay", "--record", "--prices", "--docs", "--baseline-set", "--baseline-key"):
         assert option in done.stdout
+
+
+def test_backends_compare_too_without_model_calls(workspace):
+    root, env = workspace["root"], workspace["env"]
+    done = trialstruct("eval", "--gold", "evals/gold", "--compare", "backend=none", "backend=rules", "--json",
+                       "backends.json", "--resamples", "100", "--compare-dir", "out-backends", cwd=root, env=env)
+    assert done.returncode == 0, done.stderr
+    result = json.loads((root / "backends.json").read_text())
+    none, rules = result["variants"]
+    assert none["cost"] is None and none["run"] == {"backend": "none", "model": None, "prompt": None}
+    assert rules["run"]["backend"] == "rules" and rules["cost"] is None
+    relaxed = result["comparisons"][0]["metrics"]["entities.relaxed"]
+    assert relaxed["base"] == 0.0 and relaxed["other"] > 0.5
+    assert "| backend=none | none / " in done.stdout and "no model calls" in done.stdout

@@ -242,7 +242,7 @@ def run_comparison(
         "bootstrap": {"resamples": options.get("resamples", 1000), "seed": options.get("seed", 0), "level": 0.95,
                       "unit": "document", "paired": True},
         "variants": [{"label": v.label, "records": str(out / f"{slug(v.label)}.jsonl"), "run": e.report["run"],
-                      "cost": e.report["cost"], "prediction_errors": e.report["prediction_errors"],
+                      "cost": e.report.get("cost"), "prediction_errors": e.report["prediction_errors"],
                       "metrics": e.report["metrics"]} for v, e in runs],
         "comparisons": comparisons,
         "verdict": _overall(comparisons),

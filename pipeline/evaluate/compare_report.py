@@ -69,6 +69,10 @@ def _cost_rows(variants: list[dict[str, Any]]) -> list[str]:
         run, cost = v["run"], v["cost"]
         prompt = run.get("prompt")
         shown = f"{prompt['name']} ({prompt['hash'][:12]})" if prompt else "—"
+        if cost is None:
+            lines.append(f"| {v['label']} | {run['backend']} / {run.get('model') or '—'} | {shown} "
+                         "| 0 | 0 | no model calls | | |")
+            continue
         lines.append(
             f"| {v['label']} | {run['backend']} / {run.get('model') or '—'} | {shown} "
             f"| {cost['input_tokens_per_document']:.0f} | {cost['output_tokens_per_document']:.0f} "
@@ -117,9 +121,10 @@ def comparison_markdown(result: dict[str, Any]) -> str:
         lines += ["", *_table(comparison, [f"entities.relaxed.{t}" for t in ENTITY_TYPES], "entity type (relaxed)",
                               lambda name: name.rsplit(".", 1)[1])]
         lines += ["", _pipeline_line(comparison), "", *_changed(comparison)]
-    cost = result["variants"][0]["cost"]
-    as_of = f" (as of {cost['prices_as_of']})" if cost["prices_as_of"] else ""
-    lines += ["", "### Tokens and cost", "", *_cost_rows(result["variants"]), "",
-              f"Tokens are those recorded with each cached answer a document used; prices from `{cost['prices']}`"
-              f"{as_of}."]
+    lines += ["", "### Tokens and cost", "", *_cost_rows(result["variants"])]
+    cost = next((v["cost"] for v in result["variants"] if v["cost"]), None)
+    if cost:
+        as_of = f" (as of {cost['prices_as_of']})" if cost["prices_as_of"] else ""
+        lines += ["", "Tokens are those recorded with each cached answer a document used; prices from "
+                  f"`{cost['prices']}`{as_of}."]
     return "\n".join(lines) + "\n"
