@@ -65,8 +65,13 @@ def _gate_lines(report: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _described(report: dict[str, Any]) -> list[str]:
+    """What was scored (backend, model, prompt), its cost, then the summary."""
+    return [*_run_line(report), *_cost_line(report), *_summary_lines(report)]
+
+
 def _summary_lines(report: dict[str, Any]) -> list[str]:
-    lines = [*_run_line(report), f"documents scored: {report['documents_scored']}", *_cost_line(report)]
+    lines = [f"documents scored: {report['documents_scored']}"]
     for key, label in (("missing_documents", "missing predictions (all fn)"),
                        ("text_mismatch", "source_text differs from gold"),
                        ("extra_predictions", "predictions without gold (ignored)")):
@@ -101,7 +106,7 @@ def print_report(report: dict[str, Any]) -> None:
     for row in rows:
         table.add_row(*row)
     console.print(table)
-    for line in _summary_lines(report):
+    for line in _described(report):
         console.print(line, highlight=False)
     for w in report.get("worst_documents", []):
         note = " (no prediction)" if w["missing"] else ""
@@ -111,7 +116,7 @@ def print_report(report: dict[str, Any]) -> None:
 
 def to_markdown(report: dict[str, Any]) -> str:
     lines = ["# trialstruct evaluation", "", *_gate_lines(report)]
-    lines += [f"- {line}" for line in _summary_lines(report)]
+    lines += [f"- {line}" for line in _described(report)]
     lines += ["", "| " + " | ".join(HEADERS) + " |", "|" + "---|" * len(HEADERS)]
     lines += ["| " + " | ".join(row) + " |" for row in _rows(report)]
     worst = report.get("worst_documents", [])
