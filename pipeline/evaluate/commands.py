@@ -105,8 +105,9 @@ def eval_command(
     from pipeline.evaluate.cassette import eval_command_line, replaying
     from pipeline.evaluate.report import print_report, write_json, write_markdown
 
-    _check_modes(pred, settings.get("backend"), chia, record, check, update_baseline)
-    _check_cassette(record, replay, offline, no_cache, compare, variants)
+    _check_eval_options(record, replay, offline, no_cache, compare, variants, pred, chia, update_baseline)
+    if not compare:  # with --compare each variant may name its backend
+        _check_modes(pred, settings.get("backend"), chia, record, check, update_baseline)
     flags = {**settings, "cache_mode": cache_mode_flag(offline=replay is not None or offline, no_cache=no_cache),
              "config_file": config}
     options = {"resamples": resamples, "seed": bootstrap_seed, "worst": worst, "limit": limit,
@@ -147,13 +148,16 @@ def eval_command(
         _echo_gate(report["gate"])
 
 
-def _check_cassette(
-    record: Path | None, replay: Path | None, offline: bool, no_cache: bool, compare: bool, variants: list[str] | None
+def _check_eval_options(
+    record: Path | None, replay: Path | None, offline: bool, no_cache: bool, compare: bool, variants: list[str] | None,
+    pred: Path | None, chia: Path | None, update: bool,
 ) -> None:
     if replay is not None and (record is not None or offline or no_cache):
         raise ConfigError("--replay already replays offline: drop --record, --offline and --no-cache")
     if compare and (record is not None or replay is not None):
         raise ConfigError("--compare shares the cache between variants; record or replay each variant on its own")
+    if compare and (pred is not None or chia is not None or update):
+        raise ConfigError("--compare runs every variant on the gold set: drop --pred, --chia and --update-baseline")
     if variants and not compare:
         raise ConfigError(f"unexpected argument {variants[0]!r}: variants are given after --compare")
 
