@@ -8,6 +8,7 @@ Exit status: 0 scored (and the gate passed), 1 the gate failed, 2 unusable input
 from __future__ import annotations
 
 from contextlib import nullcontext
+from functools import partial
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -123,18 +124,16 @@ def eval_command(
             flags["cache_dir"] = replay_cache
         report, key = _report(gold, pred, chia, flags, options)
     key = baseline_key or key
-    gate_options = ["--baseline", str(baseline), *(["--baseline-key", baseline_key] if baseline_key else []),
-                    *(["--baseline-set", baseline_set] if baseline_set else [])]
+    rerun = partial(eval_command_line, gold, docs=docs, config_file=config, settings=settings)
     if record is not None and pred is None and chia is None:
         from pipeline.evaluate.cassette import write_meta
 
-        command = eval_command_line(gold, docs=docs, config_file=config, settings=settings,
-                                    extra=["--record", str(record)])
-        write_meta(record, report["run"], command, report["recording"].get("recorded", 0))
+        write_meta(record, report["run"], rerun(extra=["--record", str(record)]), report["recording"]["recorded"])
     if check:
+        selection = ["--baseline", str(baseline), *(["--baseline-key", baseline_key] if baseline_key else []),
+                     *(["--baseline-set", baseline_set] if baseline_set else [])]
         recording = _recording_path(replay, baseline, key, report, baseline_set)
-        rerecord = eval_command_line(gold, docs=docs, config_file=config, settings=settings,
-                                     extra=["--record", str(recording), *gate_options, "--check"])
+        rerecord = rerun(extra=["--record", str(recording), *selection, "--check"])
         report["gate"] = gate.run_gate(gate.load_baseline(baseline), key, report, str(baseline), replay, rerecord)
     print_report(report)
     if json_out:
