@@ -27,14 +27,17 @@ BUSY_TIMEOUT_SECONDS = 60.0
 DB_NAME = "models.sqlite3"
 SCHEMA = "CREATE TABLE IF NOT EXISTS entries (key TEXT PRIMARY KEY, entry TEXT NOT NULL) WITHOUT ROWID"
 
-_COLLECTED: ContextVar[set[str] | None] = ContextVar("collected_cache_keys", default=None)
+_COLLECTED: ContextVar[tuple[set[str], ...]] = ContextVar("collected_cache_keys", default=())
 
 
 @contextmanager
 def collect_keys() -> Iterator[set[str]]:
-    """Gather the keys looked up or stored in this context (a run records them per document)."""
+    """Gather the keys looked up or stored in this context (a run records them per document).
+
+    Collectors nest: a key used inside an inner block is also given to every enclosing one.
+    """
     keys: set[str] = set()
-    token = _COLLECTED.set(keys)
+    token = _COLLECTED.set((*_COLLECTED.get(), keys))
     try:
         yield keys
     finally:
@@ -121,8 +124,7 @@ class ModelCache:
                 time.sleep(0.02)
 
     def _use(self, key: str) -> None:
-        collected = _COLLECTED.get()
-        if collected is not None:
+        for collected in _COLLECTED.get():
             collected.add(key)
         with self._lock:
             self.used_keys.add(key)

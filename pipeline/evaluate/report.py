@@ -29,6 +29,47 @@ def _rows(report: dict[str, Any]) -> list[tuple[str, ...]]:
     return rows
 
 
+def _run_line(report: dict[str, Any]) -> list[str]:
+    run = report.get("run")
+    if not run:
+        return []
+    prompt = run.get("prompt")
+    shown = f", prompt {prompt['name']} (version {prompt['version']}, hash {prompt['hash'][:12]})" if prompt else ""
+    return [f"backend {run['backend']}, model {run.get('model') or '-'}{shown}"]
+
+
+def _cost_line(report: dict[str, Any]) -> list[str]:
+    cost = report.get("cost")
+    if not cost:
+        return []
+    tokens = (f"tokens per document: {cost['input_tokens_per_document']:.0f} in, "
+              f"{cost['output_tokens_per_document']:.0f} out")
+    if cost["usd"] is None:
+        return [f"{tokens}; cost unknown (no price for model {cost['model']!r} in {cost['prices']})"]
+    return [f"{tokens}; cost ${cost['usd_per_document']:.5f} per document, ${cost['usd_per_1000_documents']:.2f} "
+            f"per 1,000 documents (${cost['usd_batch_per_1000_documents']:.2f} with the batch API)"]
+
+
+GATE_VERDICTS = {"passed": "PASSED", "failed": "FAILED", "stale": "FAILED (recording stale)",
+                 "incomplete": "FAILED (recording incomplete)"}
+
+
+def _gate_lines(report: dict[str, Any]) -> list[str]:
+    """The gate's verdict and, when it failed, every line it failed with (for the top of the markdown)."""
+    gate = report.get("gate")
+    if not gate:
+        return []
+    lines = [f"**Gate: {GATE_VERDICTS[gate['verdict']]}** against `{gate['baseline']}` section `{gate['key']}`", ""]
+    if gate["verdict"] != "passed":
+        lines += [f"- {line}" for line in gate["lines"]] + [""]
+    return lines
+
+
+def _described(report: dict[str, Any]) -> list[str]:
+    """What was scored (backend, model, prompt), its cost, then the summary."""
+    return [*_run_line(report), *_cost_line(report), *_summary_lines(report)]
+
+
 def _summary_lines(report: dict[str, Any]) -> list[str]:
     lines = [f"documents scored: {report['documents_scored']}"]
     if report.get("in_sample"):
@@ -67,7 +108,7 @@ def print_report(report: dict[str, Any]) -> None:
     for row in rows:
         table.add_row(*row)
     console.print(table)
-    for line in _summary_lines(report):
+    for line in _described(report):
         console.print(line, highlight=False)
     for w in report.get("worst_documents", []):
         note = " (no prediction)" if w["missing"] else ""
@@ -76,8 +117,8 @@ def print_report(report: dict[str, Any]) -> None:
 
 
 def to_markdown(report: dict[str, Any]) -> str:
-    lines = ["# trialstruct evaluation", ""]
-    lines += [f"- {line}" for line in _summary_lines(report)]
+    lines = ["# trialstruct evaluation", "", *_gate_lines(report)]
+    lines += [f"- {line}" for line in _described(report)]
     lines += ["", "| " + " | ".join(HEADERS) + " |", "|" + "---|" * len(HEADERS)]
     lines += ["| " + " | ".join(row) + " |" for row in _rows(report)]
     worst = report.get("worst_documents", [])
