@@ -74,7 +74,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{name:<28} {seconds:>8.2f} {documents / seconds:>8.0f}")
     work, single, many = best.values()
     print(f"\nrunner overhead (run, 1 worker / work): {single / work:.2f}x (target <= 1.2)")
-    print(f"speed-up of {args.workers} workers over 1: {single / many:.2f}x (target >= 1.8 on {args.workers} idle cores)")
+    print(f"speed-up of {args.workers} workers over 1: {single / many:.2f}x "
+          f"(target >= 1.8 on {args.workers} idle cores)")
     return 0
 
 
