@@ -135,7 +135,7 @@ def test_import_pipeline_is_cheap_and_review_server_loads_no_runner() -> None:
 # Import layers, lowest first: a module may import its own layer and those below, never above.
 LAYERS = [
     {"pipeline", "pipeline.errors", "pipeline.files"},
-    {"pipeline.schema", "pipeline.config"},
+    {"pipeline.schema", "pipeline.config", "pipeline.pricing"},
     {"pipeline.ingest"},
     {"pipeline.segment"},
     {"pipeline.ground", "pipeline.cache"},

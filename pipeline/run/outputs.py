@@ -23,6 +23,7 @@ from pipeline import __version__
 from pipeline.cache.recording import KEYS_FILE
 from pipeline.extract import Usage
 from pipeline.files import atomic_write, write_json
+from pipeline.pricing import load_prices, run_cost
 from pipeline.run.journal import Indexed, Journal
 from pipeline.run.plan import Failure, Planned
 from pipeline.schema import SCHEMA_VERSION
@@ -116,6 +117,8 @@ def run_manifest(result: RunResult, context: dict[str, Any], keys: int,
         },
         "warnings": dict(result.counts.warning_kinds.most_common()),
         "usage": asdict(result.usage),
+        "cost": run_cost(result.usage, result.documents, context["provenance"].get("model"), load_prices())
+        if result.usage.calls else None,
         "usage_per_document": per_document or {},
         "cache": {**context["cache"], "hits": result.cache_hits, "misses": result.cache_misses,
                   "keys_file": KEYS_FILE, "keys": keys},
