@@ -13,6 +13,7 @@ so a batch carries on past bad files and reports each of them.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import re
@@ -22,7 +23,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO, Literal
+from typing import BinaryIO, Literal, cast
 
 from pipeline.errors import IngestError
 from pipeline.schema import CriterionKind, Source, Trial
@@ -163,8 +164,8 @@ def _read_stdin(max_bytes: int, *, id_field: str | None, text_field: str | None)
     JSONL table (streamed), other JSON a ClinicalTrials.gov document, anything else a text page."""
     from pipeline.ingest import ctgov, table, text
 
-    stream = sys.stdin.buffer
-    head = stream.peek(1 << 16).lstrip()  # type: ignore[attr-defined]
+    stream = cast(io.BufferedReader, sys.stdin.buffer)
+    head = stream.peek(1 << 16).lstrip()
     if _is_table_row(head.split(b"\n", 1)[0].strip()):
         yield from table.read_jsonl_stream(Path("<stdin>.jsonl"), stream, max_bytes, id_field=id_field,
                                            text_field=text_field)

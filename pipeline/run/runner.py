@@ -158,8 +158,9 @@ def _process_in_worker(planned: Planned) -> Outcome:
         signal.setitimer(signal.ITIMER_REAL, _WORKER_DEADLINE)
         outcome = process(planned, _WORKER_BACKEND)
     except DocumentTimeout as exc:  # fired outside the document's own guard
+        row = planned.document.source.row if planned.document is not None else None
         outcome = Outcome(planned, failure=Failure(planned.path, exc.stage, f"{type(exc).__name__}: {exc}",
-                                                   planned.doc_id, planned.document and planned.document.source.row))
+                                                   planned.doc_id, row))
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
     outcome.planned.document = None  # not sent back: the parent has it already

@@ -10,6 +10,7 @@ character, and a value is the text between its label and the next label.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from pipeline.ingest import normalise
@@ -168,7 +169,7 @@ def _with(evidence: Evidence, value: object) -> Evidence:
 
 
 def _scalar(trial: Trial, name: str, evidence: Evidence, warnings: list[str]) -> None:
-    parse = {
+    parsers: dict[str, Callable[[str], object]] = {
         "status": normalise.status,
         "end_date": normalise.iso_date,
         "enrollment": normalise.enrollment,
@@ -176,8 +177,8 @@ def _scalar(trial: Trial, name: str, evidence: Evidence, warnings: list[str]) ->
         "healthy_volunteers": normalise.yes_no,
         "lead_sponsor": str,
         "title": str,
-    }[name]
-    value = parse(evidence.text)
+    }
+    value = parsers[name](evidence.text)
     if value is None:
         if name == "enrollment" and evidence.text.strip() == "0":
             warnings.append("target enrollment 0 is a placeholder on this page: recorded as unknown")
@@ -208,10 +209,11 @@ def _site(trial: Trial, lines: list[Evidence], text: str) -> None:
     country = last
     if status:
         cut = status.start()
-        country = Evidence(value=last.text[:cut], text=last.text[:cut], start=last.start, end=last.start + cut)
+        begin = last.start or 0  # page evidence always has offsets
+        country = Evidence(value=last.text[:cut], text=last.text[:cut], start=begin, end=begin + cut)
         if trial.status is None:
             trial.status = Evidence(value=normalise.status(status.group()), text=status.group(),
-                                    start=last.start + cut, end=last.end)
+                                    start=begin + cut, end=last.end)
     parts = [*place, country] if country.text else place
     value: dict[str, str] = {"facility": parts[0].text}
     if len(parts) >= 3:
