@@ -34,6 +34,7 @@ class RunConfig:
     api_key: str | None = field(default=None, repr=False)
     model_path: str | None = None
     timeout: float = 60.0
+    doc_timeout: float = 900.0
     temperature: float = 0.0
     seed: int | None = 0
     max_tokens: int = 1024

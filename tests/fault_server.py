@@ -4,7 +4,8 @@ Each POST /v1/chat/completions is answered by the first script whose marker occu
 request's criteria message: its next action (an HTTP error, a hang, or some content) is played,
 and once a script runs dry the default answer is given. The default answer names, for every
 criterion line `[id] text`, the criterion's last word as a Condition, which is always grounded.
-Every request and the usage of every completion served are recorded for the tests to check.
+Answers use trialstruct's compact format (criterion id -> entities). Every request and the usage
+of every completion served are recorded for the tests to check.
 """
 
 from __future__ import annotations
@@ -28,8 +29,9 @@ class Action:
     content: str | None = None
     headers: dict[str, str] = field(default_factory=dict)
     hang: float = 0.0
+    trickle: float = 0.0  # seconds between the bytes of the answer (a server that never times out a read)
     finish_reason: str = "stop"
-    echo_headers: bool = False  # a careless server that quotes the request headers in its error
+    echo_headers: bool = False  # a careless server that quotes the request headers in its error or answer
 
 
 def error(status: int, echo_headers: bool = False, **headers: str) -> Action:
@@ -49,8 +51,12 @@ def truncated(text: str) -> Action:
     return Action(content=text, finish_reason="length")
 
 
-def answer(*entities: dict[str, Any]) -> Action:
-    return Action(content=json.dumps({"entities": list(entities)}))
+def trickled(seconds_per_byte: float) -> Action:
+    return Action(trickle=seconds_per_byte)
+
+
+def answer(*entities: dict[str, Any], criterion: str = "inc-1") -> Action:
+    return Action(content=json.dumps({criterion: list(entities)}))
 
 
 def criteria_message(request: dict[str, Any]) -> str:
@@ -60,12 +66,8 @@ def criteria_message(request: dict[str, Any]) -> str:
 
 
 def default_answer(request: dict[str, Any]) -> str:
-    entities = [
-        {"criterion": cid, "text": re.findall(r"\w+", text)[-1], "type": "Condition", "negated": False,
-         "value": None, "temporal": None}
-        for cid, text in CRITERION_LINE.findall(criteria_message(request))
-    ]
-    return json.dumps({"entities": entities})
+    criteria = CRITERION_LINE.findall(criteria_message(request))
+    return json.dumps({cid: [{"t": re.findall(r"\w+", text)[-1], "y": "Condition"}] for cid, text in criteria})
 
 
 class FaultServer:
@@ -140,15 +142,17 @@ class FaultServer:
                     time.sleep(action.hang)
                     self.close_connection = True
                     return
+                echoed = f" for {dict(self.headers)}" if action.echo_headers else ""
                 if action.status != 200:
-                    message = action.content or f"scripted {action.status}"
-                    message += f" for {dict(self.headers)}" if action.echo_headers else ""
+                    message = (action.content or f"scripted {action.status}") + echoed
                     payload = {"error": {"message": message, "type": "scripted", "code": None}}
                     self._send(action.status, payload, action.headers)
                     return
-                self._send(200, server.completion(body, raw, action), {})
+                if echoed:  # the echo inside the answer itself: a dropped entity's text quotes it
+                    action = Action(content=json.dumps({"inc-1": [{"t": echoed, "y": "Condition"}]}))
+                self._send(200, server.completion(body, raw, action), {}, action.trickle)
 
-            def _send(self, status: int, payload: dict[str, Any], headers: dict[str, str]) -> None:
+            def _send(self, status: int, payload: dict[str, Any], headers: dict[str, str], trickle: float = 0) -> None:
                 data = json.dumps(payload).encode()
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
@@ -157,12 +161,17 @@ class FaultServer:
                     self.send_header(name, value)
                 self.end_headers()
                 with contextlib.suppress(BrokenPipeError, ConnectionResetError):
-                    self.wfile.write(data)
+                    if not trickle:
+                        self.wfile.write(data)
+                    for byte in data if trickle else b"":
+                        self.wfile.write(bytes([byte]))
+                        self.wfile.flush()
+                        time.sleep(trickle)
 
         return Handler
 
     def completion(self, body: dict[str, Any], raw: bytes, action: Action) -> dict[str, Any]:
-        text = action.content or ""
+        text = action.content if action.content is not None else default_answer(body)
         usage = {"prompt_tokens": len(raw) // 4, "completion_tokens": len(text) // 4 + 1}
         usage["total_tokens"] = usage["prompt_tokens"] + usage["completion_tokens"]
         with self._lock:
