@@ -148,8 +148,9 @@ class FaultServer:
                     payload = {"error": {"message": message, "type": "scripted", "code": None}}
                     self._send(action.status, payload, action.headers)
                     return
-                if echoed:  # the echo inside the answer itself: a dropped entity's text quotes it
-                    action = Action(content=json.dumps({"inc-1": [{"t": echoed, "y": "Condition"}]}))
+                if echoed:  # the echo inside the answer itself: a dropped entity's text quotes the key
+                    quoted = f"sent with {self.headers.get('Authorization')}"
+                    action = Action(content=json.dumps({"inc-1": [{"t": quoted, "y": "Condition"}]}))
                 self._send(200, server.completion(body, raw, action), {}, action.trickle)
 
             def _send(self, status: int, payload: dict[str, Any], headers: dict[str, str], trickle: float = 0) -> None:

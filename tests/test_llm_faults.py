@@ -7,6 +7,8 @@ script on the server, so the faults of one document must not leak into the other
 from __future__ import annotations
 
 import json
+import socket
+import time
 from dataclasses import replace
 from pathlib import Path
 from types import SimpleNamespace
@@ -19,7 +21,17 @@ from pipeline.extract.openai_compat import retry_after
 from pipeline.ingest import iter_documents
 from pipeline.run import run
 from pipeline.segment import segment
-from tests.fault_server import CRITERION_LINE, FaultServer, answer, content, criteria_message, error, hang, truncated
+from tests.fault_server import (
+    CRITERION_LINE,
+    FaultServer,
+    answer,
+    content,
+    criteria_message,
+    error,
+    hang,
+    trickled,
+    truncated,
+)
 
 DOCS = {
     "alpha": "Diagnosis of alpha asthma",
@@ -233,3 +245,54 @@ def test_retry_after_header_forms() -> None:
     assert retry_after(rate_limited(**{"retry-after": "Wed, 21 Oct 2015 07:28:00 GMT"})) == 0.0  # in the past
     assert retry_after(rate_limited(**{"retry-after": "soon"})) is None
     assert retry_after(rate_limited()) is None
+
+
+def test_timeout_bounds_a_whole_request_even_when_the_server_trickles(tmp_path: Path) -> None:
+    """A server sending its answer a byte at a time never lets one read time out: the request must
+    still end at `timeout`, be retried, and get the next (prompt) answer."""
+    (tmp_path / "uniform.txt").write_text("Inclusion Criteria:\n1. Diagnosis of uniform uveitis\n", encoding="utf-8")
+    with FaultServer({"uniform": [trickled(0.1)]}) as server:
+        config = RunConfig(backend="openai", base_url=server.url, model="scripted", timeout=1.0, cache_mode="off")
+        started = time.monotonic()
+        result = run([tmp_path / "uniform.txt"], tmp_path / "out", config)
+        elapsed = time.monotonic() - started
+    assert (len(server.requests), result.usage.retries, result.failures) == (2, 1, [])
+    assert elapsed < 8  # the trickled answer alone would take over 20 s
+    assert entity_texts(records(tmp_path / "out")["uniform"]) == ["uveitis"]
+
+
+def test_a_document_deadline_stops_retries(tmp_path: Path) -> None:
+    (tmp_path / "victor.txt").write_text("Inclusion Criteria:\n1. Diagnosis of victor vertigo\n", encoding="utf-8")
+    with FaultServer({"victor": [error(503)] * 20}) as server:
+        config = RunConfig(backend="openai", base_url=server.url, model="scripted", cache_mode="off",
+                           max_transport_retries=20, doc_timeout=1.0)
+        started = time.monotonic()
+        result = run([tmp_path / "victor.txt"], tmp_path / "out", config)
+        elapsed = time.monotonic() - started
+    assert [f.doc_id for f in result.failures] == ["victor"]
+    assert "DeadlineExceeded" in result.failures[0].error and "deadline of 1 s" in result.failures[0].error
+    assert elapsed < 10 and len(server.requests) < 20
+
+
+def closed_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_an_unreachable_endpoint_fails_fast_and_names_the_redacted_url(tmp_path: Path) -> None:
+    for name in ("whiskey", "xray", "yankee"):
+        criteria = f"Inclusion Criteria:\n1. Diagnosis of {name} xerosis\n"
+        (tmp_path / f"{name}.txt").write_text(criteria, encoding="utf-8")
+    url = f"http://user:pa55word-secret@127.0.0.1:{closed_port()}/v1"
+    config = RunConfig(backend="openai", base_url=url, model="scripted", cache_mode="off", max_transport_retries=5)
+    started = time.monotonic()
+    result = run([tmp_path], tmp_path / "out", config)
+    elapsed = time.monotonic() - started
+    assert sorted(f.doc_id for f in result.failures) == ["whiskey", "xray", "yankee"]
+    assert elapsed < 3  # not five backed-off retries per document
+    assert result.usage.retries == 0
+    for failure in result.failures:
+        assert "EndpointUnreachable" in failure.error
+        assert f"http://user:***@127.0.0.1:{url.rsplit(':', 1)[1]}" in failure.error
+        assert "pa55word-secret" not in failure.error

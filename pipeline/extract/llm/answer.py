@@ -80,7 +80,7 @@ def answer_schema() -> dict[str, Any]:
         "required": [KEYS["text"], KEYS["type"]],
         "additionalProperties": False,
     }
-    return {"type": "object", "additionalProperties": {"type": "array", "items": entity}}
+    return {"title": "Answer", "type": "object", "additionalProperties": {"type": "array", "items": entity}}
 
 
 def salvage(text: str) -> tuple[Answer, str | None]:
