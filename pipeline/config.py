@@ -13,6 +13,8 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+from pipeline.redact import redact_url
+
 ENVIRONMENT = {
     "OPENAI_API_KEY": "api_key",
     "OPENAI_BASE_URL": "base_url",
@@ -37,12 +39,12 @@ class RunConfig:
     doc_timeout: float = 900.0
     temperature: float = 0.0
     seed: int | None = 0
-    max_tokens: int = 1024
+    max_tokens: int = 4096
     top_p: float | None = None
     max_reasks: int = 2
     max_transport_retries: int = 5
     doc_token_budget: int = 60000
-    batch_token_budget: int = 1200
+    batch_token_budget: int = 3000
     cache_dir: str | None = None
     cache_mode: str = "readwrite"
     concurrency: int = 1
@@ -53,8 +55,9 @@ class RunConfig:
     max_bytes: int = 20_000_000
 
     def public_dict(self) -> dict[str, Any]:
-        """Everything but secrets: safe for manifests, cache keys and logs."""
-        return {k: v for k, v in asdict(self).items() if k not in SECRET_FIELDS}
+        """Everything but secrets: safe for manifests, cache keys and logs (URL credentials masked)."""
+        public = {k: v for k, v in asdict(self).items() if k not in SECRET_FIELDS}
+        return {**public, "base_url": redact_url(self.base_url)}
 
 
 def _coerce(name: str, raw: Any) -> Any:

@@ -146,15 +146,15 @@ def _trialstruct_entity(entity: Entity, keys: dict[str, str]) -> dict[str, Any]:
     return out
 
 
-LANGEXTRACT_CHUNK = re.compile(r"\nQ: (.*)\nA: ?$", re.DOTALL)
+LANGEXTRACT_QUESTION = re.compile(r"(?:^|\n)Q: (.*)\nA: ?$", re.DOTALL)
 
 
 def langextract_answer(gold: Gold, prompt: str) -> str:
-    """The gold entities of the chunk a LangExtract prompt asks about, in LangExtract's format."""
-    match = LANGEXTRACT_CHUNK.search(prompt)
+    """The gold entities of the chunk a LangExtract prompt asks about (after its last "Q: "), in its format."""
+    match = LANGEXTRACT_QUESTION.search(prompt[prompt.rfind("Q: ") - 1 :])
     found = gold.entities_for(match.group(1), squeezed=False) if match else None
     extractions = [langextract_extraction(e) for e in (found[1] if found else [])]
-    return json.dumps({"extractions": extractions}, ensure_ascii=False)
+    return json.dumps({"extractions": extractions}, ensure_ascii=False, indent=2)  # as its examples are written
 
 
 def langextract_extraction(entity: Entity) -> dict[str, Any]:

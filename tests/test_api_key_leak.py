@@ -15,6 +15,7 @@ from pipeline.redact import redact_text, redact_url
 from tests.fault_server import Action, FaultServer, error
 
 SENTINEL = "sk-sentinel-7f3a9c1e5b2d4086"
+URL_SENTINEL = "az-sentinel-0c4e8a2f6b1d"  # a credential inside the base URL (Azure's ?api-key=)
 
 
 def test_no_api_key_in_any_output(tmp_path: Path) -> None:
@@ -28,7 +29,7 @@ def test_no_api_key_in_any_output(tmp_path: Path) -> None:
     scripts = {"lima": [error(401, echo_headers=True)], "mike": [Action(echo_headers=True)] * 3}
     with FaultServer(scripts) as server:
         command = [sys.executable, "-m", "pipeline", "run", str(inputs), "-o", str(outdir), "--backend", "openai",
-                   "--base-url", server.url, "--model", "scripted"]
+                   "--base-url", f"{server.url}?api-key={URL_SENTINEL}", "--model", "scripted"]
         done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120, cwd=tmp_path)
     assert {r["headers"]["authorization"] for r in server.requests} == {f"Bearer {SENTINEL}"}
     assert "lima" in (outdir / "errors.jsonl").read_text(encoding="utf-8")  # the echoed key was in an error
@@ -37,9 +38,11 @@ def test_no_api_key_in_any_output(tmp_path: Path) -> None:
     assert "dropped entity" in written_records and "Bearer ***" in written_records  # the echo, masked
     written = [p for p in [*outdir.rglob("*"), *cache.rglob("*")] if p.is_file()]
     assert any(p.suffix in {".db", ".sqlite"} or "cache" in p.name for p in written)
-    leaks = [str(p) for p in written if SENTINEL.encode() in p.read_bytes()]
-    assert leaks == []
-    assert SENTINEL not in done.stdout + done.stderr
+    for secret in (SENTINEL, URL_SENTINEL):
+        leaks = [str(p) for p in written if secret.encode() in p.read_bytes()]
+        assert leaks == []
+        assert secret not in done.stdout + done.stderr
+    assert "api-key=***" in (outdir / "manifest.json").read_text(encoding="utf-8")
 
 
 def test_redact_url_masks_userinfo_and_credential_parameters() -> None:
