@@ -23,6 +23,7 @@ written in the text; one whose numbers are not is flagged and the parsed form is
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from difflib import SequenceMatcher
 from typing import Any, Protocol
@@ -329,8 +330,8 @@ class Grounder:
             "criterion": item.id, "type": out.type, "text": match.text, "start": match.start, "end": match.end,
             "negated": out.negated, "alignment": match.alignment,
         })
-        for attach in (self._value, self._temporal):
-            error = attach(item, match, out, result)
+        for kind in ATTRIBUTES:
+            error = self._attach(item, match, out, result, kind)
             if error is not None:
                 return Grounded(error=f"{name}: {error}")
         return result
@@ -357,68 +358,48 @@ class Grounder:
                     return other, found
         return None
 
-    def _span(self, item: CriterionItem, match: Match, text: str) -> Match | None:
-        return locate(self.source, item.start, item.end, text, near=match.start)
-
-    def _value(self, item: CriterionItem, match: Match, out: ModelEntity, result: Grounded) -> str | None:
-        if not out.value:
+    def _attach(
+        self, item: CriterionItem, match: Match, out: ModelEntity, result: Grounded, kind: Attribute
+    ) -> str | None:
+        """Place the entity's value or time text near it and normalise it; the error if it cannot be placed."""
+        text = getattr(out, kind.text)
+        if not text:
             return None
-        span = self._span(item, match, out.value)
+        span = locate(self.source, item.start, item.end, text, near=match.start)
         if span is None:
-            return f"value text {out.value!r} not found in the criterion"
-        parsed = _parsed_value(span.text)
-        chosen = self._cross_check(out.value_norm, parsed, span.text, _value_numbers, "value", result)
-        result.fields["value"] = Value(text=span.text, start=span.start, end=span.end, **chosen)  # type: ignore[index]
+            return f"{kind.what} text {text!r} not found in the criterion"
+        chosen = self._cross_check(getattr(out, kind.norm), span.text, kind, result)
+        result.fields[kind.field] = kind.model(text=span.text, start=span.start, end=span.end, **chosen)  # type: ignore[index]
         return None
 
-    def _temporal(self, item: CriterionItem, match: Match, out: ModelEntity, result: Grounded) -> str | None:
-        if not out.time:
-            return None
-        span = self._span(item, match, out.time)
-        if span is None:
-            return f"time text {out.time!r} not found in the criterion"
-        parsed = _parsed_temporal(span.text)
-        chosen = self._cross_check(out.time_norm, parsed, span.text, _day_numbers, "time", result)
-        result.fields["temporal"] = Temporal(text=span.text, start=span.start, end=span.end, **chosen)  # type: ignore[index]
-        return None
-
-    def _cross_check(
-        self, norm: str | None, parsed: dict[str, Any], text: str, numbers: Any, what: str, result: Grounded
-    ) -> dict[str, Any]:
+    def _cross_check(self, norm: str | None, text: str, kind: Attribute, result: Grounded) -> dict[str, Any]:
         """The model's normalised form if its numbers are written in `text`, else the parsed one (flagged)."""
+        parsed = kind.parse_text(text)
         if not norm:
             return parsed
+        where = f"{kind.what} of {result.fields['text']!r}"  # type: ignore[index]
         try:
-            given = parse_value_norm(norm) if what == "value" else parse_time_norm(norm)
+            given = kind.parse_norm(norm)
         except ValueError as exc:
-            result.warnings.append(f"{what} of {result.fields['text']!r}: {exc}; used the parsed form")  # type: ignore[index]
+            result.warnings.append(f"{where}: {exc}; used the parsed form")
             return parsed
-        unwritten = [n for n in numbers(given) if not _consistent(n, text, what)]
+        unwritten = [n for n in kind.numbers(given) if not kind.written(n, text)]
         if not unwritten:
             return given
         keep = parsed if any(v is not None for v in parsed.values()) else given
         kept = "the parsed form" if keep is parsed else "it anyway"
-        result.warnings.append(
-            f"{what} of {result.fields['text']!r} in {text!r}: number {unwritten[0]:g} is not in the text; kept {kept}"  # type: ignore[index]
-        )
+        result.warnings.append(f"{where} in {text!r}: number {unwritten[0]:g} is not in the text; kept {kept}")
         return keep
 
 
-def _value_numbers(value: dict[str, Any]) -> list[float]:
-    return [n for n in (value["low"], value["high"]) if n is not None]
+def _value_written(number: float, text: str) -> bool:
+    return _among(number, numbers_written(text))
 
 
-def _day_numbers(temporal: dict[str, Any]) -> list[float]:
-    return [n for n in (temporal["min_days"], temporal["max_days"]) if n is not None]
-
-
-def _consistent(number: float, text: str, what: str) -> bool:
-    """A value number must be written in the text; a day count must be a written number times a unit."""
-    written = numbers_written(text)
-    if what == "value":
-        return _among(number, written)
-    days = [n * per for n in written for per in DAYS_PER_UNIT]
-    return number == 0 or any(abs(number - d) <= DAYS_TOLERANCE * d for d in days)
+def _days_written(days: float, text: str) -> bool:
+    """A day count must be a written number of hours, days, weeks, months or years."""
+    spans = [n * per for n in numbers_written(text) for per in DAYS_PER_UNIT]
+    return days == 0 or any(abs(days - d) <= DAYS_TOLERANCE * d for d in spans)
 
 
 def _parsed_value(text: str) -> dict[str, Any]:
@@ -434,3 +415,29 @@ def _parsed_temporal(text: str) -> dict[str, Any]:
         return {"direction": None, "anchor": None, "min_days": None, "max_days": None}
     return {"direction": found.direction, "anchor": found.anchor, "min_days": found.min_days,
             "max_days": found.max_days}
+
+
+@dataclass(frozen=True)
+class Attribute:
+    """How one kind of entity attribute is read from a model entity, parsed, cross-checked and stored."""
+
+    field: str  # the Entity field it fills
+    what: str  # its name in messages
+    text: str  # the ModelEntity attribute holding its words
+    norm: str  # the ModelEntity attribute holding its normalised form
+    model: type[Value] | type[Temporal]
+    parse_text: Callable[[str], dict[str, Any]]
+    parse_norm: Callable[[str], dict[str, Any]]
+    bounds: tuple[str, str]  # the numbers to cross-check
+    written: Callable[[float, str], bool]
+
+    def numbers(self, form: dict[str, Any]) -> list[float]:
+        return [form[name] for name in self.bounds if form[name] is not None]
+
+
+ATTRIBUTES = (
+    Attribute("value", "value", "value", "value_norm", Value, _parsed_value, parse_value_norm, ("low", "high"),
+              _value_written),
+    Attribute("temporal", "time", "time", "time_norm", Temporal, _parsed_temporal, parse_time_norm,
+              ("min_days", "max_days"), _days_written),
+)

@@ -17,8 +17,10 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
+
+from tests.loopback import JSONHandler, LoopbackServer
 
 CRITERION_LINE = re.compile(r"^\[(\S+)\] (.+)$", re.MULTILINE)
 
@@ -70,7 +72,7 @@ def default_answer(request: dict[str, Any]) -> str:
     return json.dumps({cid: [{"t": re.findall(r"\w+", text)[-1], "y": "Condition"}] for cid, text in criteria})
 
 
-class FaultServer:
+class FaultServer(LoopbackServer):
     def __init__(
         self, scripts: dict[str, list[Action]] | None = None, json_schema_format: bool = True, refuse_together: int = 0
     ) -> None:
@@ -80,25 +82,8 @@ class FaultServer:
         self._refusals = threading.Barrier(refuse_together) if refuse_together else None
         self._refused = 0
         self.scripts = {marker: deque(actions) for marker, actions in (scripts or {}).items()}
-        self.requests: list[dict[str, Any]] = []
         self.served: list[dict[str, int]] = []
-        self._lock = threading.Lock()
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self._httpd.daemon_threads = True
-        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
-
-    @property
-    def url(self) -> str:
-        host, port = self._httpd.server_address[:2]
-        return f"http://{host}:{port}/v1"
-
-    def __enter__(self) -> FaultServer:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self._httpd.shutdown()
-        self._httpd.server_close()
+        super().__init__()
 
     def requests_for(self, marker: str) -> list[dict[str, Any]]:
         return [r for r in self.requests if marker in criteria_message(r["body"])]
@@ -127,13 +112,9 @@ class FaultServer:
     def _handler(self) -> type[BaseHTTPRequestHandler]:
         server = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: Any) -> None:
-                pass
-
+        class Handler(JSONHandler):
             def do_POST(self) -> None:
-                raw = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                body = json.loads(raw)
+                raw, body = self.read_json()
                 headers = {name.lower(): value for name, value in self.headers.items()}
                 with server._lock:
                     server.requests.append({"time": time.monotonic(), "body": body, "headers": headers})
@@ -146,28 +127,12 @@ class FaultServer:
                 if action.status != 200:
                     message = (action.content or f"scripted {action.status}") + echoed
                     payload = {"error": {"message": message, "type": "scripted", "code": None}}
-                    self._send(action.status, payload, action.headers)
+                    self.send_json(action.status, payload, action.headers)
                     return
                 if echoed:  # the echo inside the answer itself: a dropped entity's text quotes the key
                     quoted = f"sent with {self.headers.get('Authorization')}"
                     action = Action(content=json.dumps({"inc-1": [{"t": quoted, "y": "Condition"}]}))
-                self._send(200, server.completion(body, raw, action), {}, action.trickle)
-
-            def _send(self, status: int, payload: dict[str, Any], headers: dict[str, str], trickle: float = 0) -> None:
-                data = json.dumps(payload).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                for name, value in headers.items():
-                    self.send_header(name, value)
-                self.end_headers()
-                with contextlib.suppress(BrokenPipeError, ConnectionResetError):
-                    if not trickle:
-                        self.wfile.write(data)
-                    for byte in data if trickle else b"":
-                        self.wfile.write(bytes([byte]))
-                        self.wfile.flush()
-                        time.sleep(trickle)
+                self.send_json(200, server.completion(body, raw, action), {}, action.trickle)
 
         return Handler
 

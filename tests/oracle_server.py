@@ -16,18 +16,17 @@ word-and-punctuation count (`TOKENIZER` names the one in use).
 
 from __future__ import annotations
 
-import contextlib
 import json
 import re
-import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 from pipeline.extract.llm.answer import answer_keys
 from pipeline.ground import format_temporal, format_value
 from pipeline.schema import Entity, TrialRecord
+from tests.loopback import JSONHandler, LoopbackServer
 
 CRITERION_LINE = re.compile(r"^\[(\S+)\] (.+)$", re.MULTILINE)
 _PIECE = re.compile(r"\w+|[^\w\s]")
@@ -177,30 +176,13 @@ def criteria_message(body: dict[str, Any]) -> str:
     return next((text for text in reversed(users) if CRITERION_LINE.search(text)), "")
 
 
-class OracleServer:
+class OracleServer(LoopbackServer):
     """Serve the gold as a perfect model would; `requests` and `answers` record the traffic."""
 
     def __init__(self, records: Iterable[TrialRecord]) -> None:
         self.gold = Gold(records)
-        self.requests: list[dict[str, Any]] = []
         self.usage: list[dict[str, int]] = []
-        self._lock = threading.Lock()
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self._httpd.daemon_threads = True
-        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
-
-    @property
-    def url(self) -> str:
-        host, port = self._httpd.server_address[:2]
-        return f"http://{host}:{port}/v1"
-
-    def __enter__(self) -> OracleServer:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self._httpd.shutdown()
-        self._httpd.server_close()
+        super().__init__()
 
     def content_for(self, body: dict[str, Any]) -> str:
         criteria = criteria_message(body)
@@ -231,19 +213,9 @@ class OracleServer:
     def _handler(self) -> type[BaseHTTPRequestHandler]:
         server = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: Any) -> None:
-                pass
-
+        class Handler(JSONHandler):
             def do_POST(self) -> None:
-                body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))))
-                data = json.dumps(server.completion(body)).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                with contextlib.suppress(BrokenPipeError, ConnectionResetError):
-                    self.wfile.write(data)
+                self.send_json(200, server.completion(self.read_json()[1]))
 
         return Handler
 

@@ -21,7 +21,7 @@ from typing import Any
 try:  # the HTTP library of the installed openai client: httpx2 from openai 3 on, httpx before
     import httpx2 as httpx
 except ImportError:
-    import httpx  # type: ignore[no-redef]
+    import httpx  # type: ignore[no-redef, import-not-found, unused-ignore]
 
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt, wait_random_exponential
 

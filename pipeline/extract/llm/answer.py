@@ -21,28 +21,31 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pipeline.schema import EntityType
 
 MAX_TEXT = 300
-KEYS = {"text": "t", "type": "y", "negated": "n", "value": "v", "value_norm": "vn", "time": "w", "time_norm": "wn"}
-
-
-def answer_keys() -> dict[str, str]:
-    return dict(KEYS)
 
 
 class EntityOut(BaseModel):
-    """One entity as the model writes it (field names are the compact keys' meanings)."""
+    """One entity as the model writes it: field names say what each compact key (the alias) means."""
 
     model_config = ConfigDict(extra="ignore", populate_by_name=True)
 
-    text: str = Field(alias=KEYS["text"], max_length=MAX_TEXT)
-    type: EntityType = Field(alias=KEYS["type"])
-    negated: bool = Field(default=False, alias=KEYS["negated"])
-    value: str | None = Field(default=None, alias=KEYS["value"], max_length=MAX_TEXT)
-    value_norm: str | None = Field(default=None, alias=KEYS["value_norm"])
-    time: str | None = Field(default=None, alias=KEYS["time"], max_length=MAX_TEXT)
-    time_norm: str | None = Field(default=None, alias=KEYS["time_norm"])
+    text: str = Field(alias="t", max_length=MAX_TEXT)
+    type: EntityType = Field(alias="y")
+    negated: bool = Field(default=False, alias="n")
+    value: str | None = Field(default=None, alias="v", max_length=MAX_TEXT)
+    value_norm: str | None = Field(default=None, alias="vn")
+    time: str | None = Field(default=None, alias="w", max_length=MAX_TEXT)
+    time_norm: str | None = Field(default=None, alias="wn")
 
     def compact(self) -> dict[str, Any]:
         return self.model_dump(by_alias=True, exclude_defaults=True, mode="json")
+
+
+KEYS = {name: str(info.alias) for name, info in EntityOut.model_fields.items()}
+
+
+def answer_keys() -> dict[str, str]:
+    """Field name -> compact key ('text' -> 't')."""
+    return dict(KEYS)
 
 
 class Answer(BaseModel):

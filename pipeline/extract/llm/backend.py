@@ -122,8 +122,8 @@ class LLMBackend:
     def _answer(self, source: str, batch: list[CriterionItem], meter: Meter) -> tuple[Answer, str | None]:
         """The batch's final answer (after re-asks) and its first unfinished criterion if it was cut off.
 
-        What is cached is that outcome, so a replay reproduces the run; re-ask intermediates and
-        calls that end in an error are never cached.
+        What is cached is that outcome, so a replay reproduces the run, with the response of the last
+        call that made it; re-ask intermediates and calls that end in an error are never cached.
         """
         from pipeline.cache import CacheMiss, cache_key, call_parts
 
@@ -149,13 +149,13 @@ class LLMBackend:
         answer, raw, unfinished = self._ask(messages, batch, meter)
         grounded = False
         if unfinished is None:
-            answer, grounded = self._reask_failures(source, batch, answer, meter)
+            answer, grounded, raw = self._reask_failures(source, batch, answer, raw, meter)
         self.cache().put(key, self._entry(parts, raw, answer, grounded=grounded, unfinished=unfinished))
         return answer, unfinished
 
     def _reask_failures(
-        self, source: str, batch: list[CriterionItem], answer: Answer, meter: Meter
-    ) -> tuple[Answer, bool]:
+        self, source: str, batch: list[CriterionItem], answer: Answer, raw: Any, meter: Meter
+    ) -> tuple[Answer, bool, Any]:
         """Ask again for the criteria with unplaced entities, each with its own errors, up to max_reasks.
 
         A criterion whose errors come back unchanged is not asked again: that cannot succeed.
@@ -165,14 +165,14 @@ class LLMBackend:
             errors = _errors_by_criterion(source, batch, answer)
             retry = {cid: errs for cid, errs in errors.items() if errs != previous.get(cid)}
             if not retry or attempt == self.config.max_reasks:
-                return answer, not errors
+                return answer, not errors, raw
             failed = [i for i in batch if i.id in retry]
             meter.usage.reasks += 1
-            again, _raw, _cut = self._ask(self._reask_messages(failed, answer, retry), failed, meter)
+            again, raw, _cut = self._ask(self._reask_messages(failed, answer, retry), failed, meter)
             merged = answer.criteria()
             merged.update({cid: e for cid, e in again.criteria().items() if cid in retry})
             answer, previous = Answer.of(merged), errors
-        return answer, False
+        return answer, False, raw
 
     def _reask_messages(
         self, failed: list[CriterionItem], answer: Answer, errors: dict[str, list[str]]
@@ -199,7 +199,8 @@ class LLMBackend:
         calls_before = meter.usage.calls
         try:
             answer, completion = client.create_with_completion(
-                messages=messages, response_model=Answer, max_retries=self.config.max_reasks, **self.sampling()
+                messages=messages,  # type: ignore[arg-type]  # plain dicts are what the endpoint receives
+                response_model=Answer, max_retries=self.config.max_reasks, **self.sampling()
             )
             return answer, completion, None
         except IncompleteOutputException as exc:
