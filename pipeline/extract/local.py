@@ -48,6 +48,7 @@ def resolve_model_path(config: RunConfig) -> Path:
 
 class Backend(LLMBackend):
     name = "local"
+    batch_schema = True  # the grammar is no part of the prompt, so a per-batch schema costs no prefix reuse
 
     def __init__(self, config: RunConfig) -> None:
         if importlib.util.find_spec("llama_cpp") is None:

@@ -14,6 +14,7 @@ No entity cap: a criterion lists as many entities as it has.
 from __future__ import annotations
 
 import json
+from functools import lru_cache
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -70,7 +71,21 @@ class Answer(BaseModel):
         return answer_schema()
 
 
-def answer_schema() -> dict[str, Any]:
+@lru_cache(maxsize=256)
+def answer_model(ids: tuple[str, ...] | None = None) -> type[Answer]:
+    """The response model; with `ids`, one whose schema admits exactly those criteria, in order.
+
+    Endpoints get the one schema for every batch (a stable, cacheable prefix); a backend decoding
+    under the schema's grammar in-process (`local`) gets the batch's ids, so a small model can
+    neither invent an id nor skip one.
+    """
+    if ids is None:
+        return Answer
+    schema = answer_schema(ids)
+    return type("Answer", (Answer,), {"model_json_schema": classmethod(lambda cls, *a, **k: schema)})
+
+
+def answer_schema(ids: tuple[str, ...] | None = None) -> dict[str, Any]:
     text = {"type": "string"}
     entity = {
         "type": "object",
@@ -83,7 +98,11 @@ def answer_schema() -> dict[str, Any]:
         "required": [KEYS["text"], KEYS["type"]],
         "additionalProperties": False,
     }
-    return {"title": "Answer", "type": "object", "additionalProperties": {"type": "array", "items": entity}}
+    entities = {"type": "array", "items": entity}
+    if ids is not None:
+        return {"title": "Answer", "type": "object", "properties": dict.fromkeys(ids, entities), "required": list(ids),
+                "additionalProperties": False}
+    return {"title": "Answer", "type": "object", "additionalProperties": entities}
 
 
 def salvage(text: str) -> tuple[Answer, str | None]:

@@ -21,7 +21,7 @@ from typing import Any
 from pipeline import __version__
 from pipeline.config import RunConfig
 from pipeline.extract import Extraction
-from pipeline.extract.llm.answer import Answer, answer_schema, salvage
+from pipeline.extract.llm.answer import Answer, answer_model, salvage
 from pipeline.extract.llm.prompt import Prompt, batches, compact_json, criterion_items, load_prompt, render_criteria
 from pipeline.extract.llm.usage import ExtractionError, Meter
 from pipeline.ground import CriterionItem, Grounder
@@ -43,6 +43,7 @@ class LLMBackend:
 
     name = "llm"
     model_id = "unknown"
+    batch_schema = False  # True: each request's schema names exactly its batch's criteria (see answer_model)
 
     def __init__(self, config: RunConfig) -> None:
         self.config = config
@@ -132,7 +133,7 @@ class LLMBackend:
             replace(self.config, model=self.model_id),
             backend=self.name,
             messages=messages,
-            response_schema=answer_schema(),
+            response_schema=self._response_model(batch).model_json_schema(),
             mode=INSTRUCTOR_MODE,
             prompt_version=self.prompt.version,
             code_version=CODE_VERSION,
@@ -174,6 +175,9 @@ class LLMBackend:
             answer, previous = Answer.of(merged), errors
         return answer, False, raw
 
+    def _response_model(self, batch: list[CriterionItem]) -> type[Answer]:
+        return answer_model(tuple(i.id for i in batch) if self.batch_schema else None)
+
     def _reask_messages(
         self, failed: list[CriterionItem], answer: Answer, errors: dict[str, list[str]]
     ) -> list[dict[str, str]]:
@@ -200,7 +204,7 @@ class LLMBackend:
         try:
             answer, completion = client.create_with_completion(
                 messages=messages,  # type: ignore[arg-type]  # plain dicts are what the endpoint receives
-                response_model=Answer, max_retries=self.config.max_reasks, **self.sampling()
+                response_model=self._response_model(batch), max_retries=self.config.max_reasks, **self.sampling()
             )
             return answer, completion, None
         except IncompleteOutputException as exc:
