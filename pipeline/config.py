@@ -25,6 +25,7 @@ from pydantic import ConfigDict, TypeAdapter, ValidationError
 from pydantic.dataclasses import dataclass as validated_dataclass
 
 from pipeline.errors import ConfigError
+from pipeline.redact import redact_url
 
 Affects = Literal["output", "sampling", "execution", "secret"]
 
@@ -62,27 +63,27 @@ class RunConfig:
         default=None, repr=False)
     model_path: Annotated[str | None, Setting("GGUF model file for the local backend.",
                                               env="TRIALSTRUCT_MODEL_PATH")] = None
-    timeout: Annotated[float, Setting("Seconds a model request may take.", env="TRIALSTRUCT_TIMEOUT",
-                                      affects="execution")] = 60.0
+    timeout: Annotated[float, Setting("Seconds a whole model request may take (a trickling answer is cut).",
+                                      env="TRIALSTRUCT_TIMEOUT", affects="execution")] = 60.0
     temperature: Annotated[float, Setting("Sampling temperature.", affects="sampling")] = 0.0
     seed: Annotated[int | None, Setting("Sampling seed.", affects="sampling")] = 0
-    max_tokens: Annotated[int, Setting("Longest answer per model call, in tokens.", affects="sampling")] = 1024
+    max_tokens: Annotated[int, Setting("Longest answer per model call, in tokens.", affects="sampling")] = 4096
     top_p: Annotated[float | None, Setting("Nucleus sampling cut-off.", affects="sampling")] = None
     prompt: Annotated[str, Setting("Prompt: a folder name under prompts/, or the path of a prompt folder.",
-                                   env="TRIALSTRUCT_PROMPT")] = "extract-v1"
+                                   env="TRIALSTRUCT_PROMPT")] = "extract-v2"
     max_reasks: Annotated[int, Setting("Re-asks of a model whose answer cannot be grounded.")] = 2
     max_transport_retries: Annotated[int, Setting("Retries of a failed request (429, 5xx, timeouts).",
                                                   affects="execution")] = 5
     doc_token_budget: Annotated[int, Setting("Most tokens one document may spend.")] = 60000
-    batch_token_budget: Annotated[int, Setting("Prompt tokens of criteria sent in one call.")] = 1200
+    batch_token_budget: Annotated[int, Setting("Prompt tokens of criteria sent in one call.")] = 3000
     cache_dir: Annotated[str | None, Setting("Model-call cache directory.", env="TRIALSTRUCT_CACHE_DIR",
                                              affects="execution")] = None
     cache_mode: Annotated[CacheMode, Setting("readwrite, offline, refresh or off.", affects="execution",
                                              flag=False)] = CacheMode.READWRITE
     concurrency: Annotated[int, Setting("Documents in flight at once per process (model backends wait on I/O).",
                                         affects="execution")] = 1
-    document_timeout: Annotated[float, Setting("Seconds one document may take in a CPU-bound backend before it "
-                                               "fails and the run goes on.", affects="execution")] = 120.0
+    document_timeout: Annotated[float, Setting("Seconds one document may take, retries and re-asks included, "
+                                               "before it fails and the run goes on.", affects="execution")] = 900.0
     workers: Annotated[int | None, Setting("Worker processes; default: one per core for CPU-bound backends "
                                            "(rules, none), one for model backends.", affects="execution")] = None
     requests_per_minute: Annotated[float | None, Setting("Client-side limit on model requests.",
@@ -94,8 +95,10 @@ class RunConfig:
     max_bytes: Annotated[int, Setting("Largest input file accepted, in bytes.")] = 20_000_000
 
     def public_dict(self) -> dict[str, Any]:
-        """Everything but secrets: safe for manifests, cache keys and logs."""
-        return {name: _plain(getattr(self, name)) for name, setting in SETTINGS.items() if setting.affects != "secret"}
+        """Everything but secrets (credentials inside the endpoint URL masked): safe for manifests and logs."""
+        public = {name: _plain(getattr(self, name)) for name, setting in SETTINGS.items()
+                  if setting.affects != "secret"}
+        return {**public, "base_url": redact_url(self.base_url)}
 
     def output_settings(self) -> dict[str, Any]:
         """The settings that decide what a run writes: a rerun that changes only others resumes."""

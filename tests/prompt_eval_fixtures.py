@@ -8,6 +8,7 @@ word as a Condition, which is right only for "Diagnosis of <condition>" criteria
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import subprocess
@@ -16,11 +17,11 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.config import RunConfig
-from pipeline.extract.llm import prompts_root
+from pipeline.extract.llm.prompt import prompts_root
 from pipeline.ingest import Document, iter_documents
 from pipeline.segment import segment
 from tests.conftest import REPO
-from tests.fault_server import CRITERION_LINE, Action, FaultServer, answer, criteria_message
+from tests.fault_server import CRITERION_LINE, Action, FaultServer, criteria_message
 
 CAREFUL_MARKER = "Name the medical term of every criterion with its own type."
 VOCABULARY = {
@@ -44,13 +45,9 @@ class PromptScriptedServer(FaultServer):
     def next_action(self, request: dict[str, Any]) -> Action:
         if CAREFUL_MARKER not in request["messages"][0]["content"]:
             return super().next_action(request)
-        found = [
-            {"criterion": cid, "text": word, "type": VOCABULARY[word], "negated": False, "value": None,
-             "temporal": None}
-            for cid, text in CRITERION_LINE.findall(criteria_message(request))
-            for word in re.findall(r"\w+", text) if word in VOCABULARY
-        ]
-        return answer(*found)
+        found = {cid: [{"t": word, "y": VOCABULARY[word]} for word in re.findall(r"\w+", text) if word in VOCABULARY]
+                 for cid, text in CRITERION_LINE.findall(criteria_message(request))}
+        return Action(content=json.dumps(found))
 
     def requests_with(self, careful: bool) -> list[dict[str, Any]]:
         return [r for r in self.requests if (CAREFUL_MARKER in r["body"]["messages"][0]["content"]) == careful]
@@ -93,8 +90,8 @@ def careful_variant(root: Path, name: str) -> Path:
     folder = root / "prompts" / name
     shutil.copytree(default_prompt_folder(), folder)
     (folder / "version.txt").write_text(f"{name}\n", encoding="utf-8")
-    instructions = folder / "instructions.txt"
-    instructions.write_text(instructions.read_text(encoding="utf-8") + f"\n{CAREFUL_MARKER}\n", encoding="utf-8")
+    system = folder / "system.txt"
+    system.write_text(system.read_text(encoding="utf-8") + f"\n{CAREFUL_MARKER}\n", encoding="utf-8")
     return folder
 
 

@@ -67,8 +67,8 @@ def test_prompt_edit_makes_the_gate_say_stale_and_its_command_re_records(workspa
         calls = len(server.requests)
         assert trialstruct("eval", *gate, cwd=root, env=env).returncode == 0
 
-        instructions = root / "prompts" / "mine" / "instructions.txt"
-        instructions.write_text(instructions.read_text() + "Keep entity phrases short.\n")
+        system = root / "prompts" / "mine" / "system.txt"
+        system.write_text(system.read_text() + "Keep entity phrases short.\n")
         stale = trialstruct("eval", *gate, "--markdown", "stale.md", "--json", "stale.json", cwd=root, env=env)
         assert stale.returncode == 1
         scored = json.loads((root / "stale.json").read_text())

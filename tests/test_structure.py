@@ -134,12 +134,12 @@ def test_import_pipeline_is_cheap_and_review_server_loads_no_runner() -> None:
 
 # Import layers, lowest first: a module may import its own layer and those below, never above.
 LAYERS = [
-    {"pipeline", "pipeline.errors", "pipeline.files"},
+    {"pipeline", "pipeline.errors", "pipeline.files", "pipeline.redact"},
     {"pipeline.schema", "pipeline.config", "pipeline.pricing"},
     {"pipeline.ingest"},
     {"pipeline.segment"},
-    {"pipeline.ground", "pipeline.cache"},
-    {"pipeline.extract"},
+    {"pipeline.cache"},
+    {"pipeline.extract", "pipeline.ground"},  # grounding places what a model extracts, with the rules' parsers
     {"pipeline.run"},
     {"pipeline.evaluate", "pipeline.review", "pipeline.export", "pipeline.api", "pipeline.options"},
     {"pipeline.cli", "pipeline.__main__", "pipeline.prompts"},
