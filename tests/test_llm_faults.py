@@ -144,6 +144,24 @@ def test_usage_counts_every_attempt(outcome: tuple[FaultServer, Path]) -> None:
     assert per_document["charlie"]["reasks"] == 1 and per_document["alpha"]["retries"] == 3
     assert "delta" not in per_document  # the failed document's retries count in the total only
     assert sum(d["retries"] for d in per_document.values()) == usage["retries"] - TRANSPORT_RETRIES
+    cost = json.loads((outdir / "manifest.json").read_text(encoding="utf-8"))["cost"]
+    assert (cost["input_tokens"], cost["output_tokens"]) == (usage["prompt_tokens"], usage["completion_tokens"])
+    assert cost["usd"] is None and cost["model"] == "scripted"  # not in the price table: tokens, no dollars
+
+
+def test_the_manifest_prices_a_run_from_the_price_table(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    prices = tmp_path / "prices.json"
+    prices.write_text(json.dumps({"models": {"scripted": {"input": 2.0, "output": 8.0}}}), encoding="utf-8")
+    monkeypatch.setenv("TRIALSTRUCT_PRICES", str(prices))
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "golf.txt").write_text("Inclusion Criteria:\n1. Diagnosis of golf elbow\n", encoding="utf-8")
+    with FaultServer() as server:
+        config = RunConfig(backend="openai", base_url=server.url, model="scripted", cache_mode="off")
+        run([tmp_path / "in"], tmp_path / "out", config)
+    manifest = json.loads((tmp_path / "out" / "manifest.json").read_text(encoding="utf-8"))
+    usage, cost = manifest["usage"], manifest["cost"]
+    expected = (usage["prompt_tokens"] * 2.0 + usage["completion_tokens"] * 8.0) / 1e6
+    assert cost["usd"] == pytest.approx(expected) and cost["usd_per_1000_documents"] == pytest.approx(expected * 1000)
 
 
 def test_token_budget_stops_reasks(tmp_path: Path) -> None:
