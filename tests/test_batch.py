@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from pipeline.batch import cancel, collect, status, submit
-from pipeline.batch.state import STATE, request_lines, split_lines
-from pipeline.batch.transport import request_id
+from pipeline.batch.state import STATE, split_lines
+from pipeline.batch.transport import request_id, request_line
 from pipeline.config import RunConfig
 from pipeline.errors import ConfigError, RunError
 from pipeline.run import run
@@ -86,6 +86,7 @@ def test_batch_run_survives_expired_failed_and_partial_batches_and_matches_the_s
         progress = submit([inputs], out, settings(server.url, tmp_path / "cache"))
         assert (progress.sent, progress.waiting, progress.result) == (len(DOCS), len(DOCS), None)
         collects = finish(out)
+        assert collect(out).unknown_answers == 1  # the stray line, reported and ignored
     assert (out / "records.jsonl").read_bytes() == synchronous
     assert collects >= 4  # expired, failed, then delta's error and charlie's re-ask, bravo's second call
     assert [b["status"] for b in server.batches.values()][:2] == ["expired", "failed"]
@@ -167,9 +168,18 @@ def test_a_different_run_into_the_same_directory_is_refused(inputs: Path, tmp_pa
     assert "sk-test" not in (tmp_path / "out" / "batch" / STATE).read_text(encoding="utf-8")
 
 
+def test_relative_inputs_are_read_from_the_submit_directory(inputs: Path, tmp_path: Path,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(inputs.parent)
+    with BatchServer() as server:
+        submit([Path(inputs.name)], tmp_path / "out", settings(server.url, tmp_path / "cache"))
+        monkeypatch.chdir(tmp_path)
+        with pytest.raises(RunError, match=f"run this from {inputs.parent}"):
+            collect(tmp_path / "out")
+
+
 def test_request_files_split_at_the_limits_and_ids_ignore_key_order() -> None:
-    pending = {request_id({"n": n, "model": "m"}): {"model": "m", "n": n} for n in range(5)}
-    lines = request_lines(pending)
+    lines = [request_line(request_id({"n": n}), {"n": n}) for n in range(5)]
     assert [len(chunk) for chunk in split_lines(lines, 2, 10_000)] == [2, 2, 1]
     size = len(lines[0].encode())
     assert [len(chunk) for chunk in split_lines(lines, 50_000, 2 * size + 1)] == [2, 2, 1]

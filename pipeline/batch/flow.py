@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.batch import remote
-from pipeline.batch.state import WORK, BatchState, Results, open_state
+from pipeline.batch.state import SPOOL, WORK, BatchState, Results, open_state
 from pipeline.batch.transport import BatchTransport, batch_backend, httpx
 from pipeline.cache import CacheMode
 from pipeline.config import RunConfig, build_config
@@ -105,27 +105,32 @@ def _advance(state: BatchState, outdir: Path, config: RunConfig, sync_remainder:
     in_flight = [entry for entry in state.files if entry.in_flight]
     results = Results(state.directory, state.request_ids(state.files))
     fallback = httpx.HTTPTransport() if sync_remainder and not in_flight else None
-    transport = BatchTransport(results, frozenset(state.request_ids(in_flight)), fallback)
+    spool = state.directory / SPOOL
+    transport = BatchTransport(results, spool, frozenset(state.request_ids(in_flight)), fallback)
     progress = Progress(unknown_answers=len(results.unknown))
     pass_config = config if fallback else config.with_changes(max_transport_retries=0)
-    work = _pass(transport, state, state.directory / WORK, pass_config)
-    progress.documents, progress.waiting = work.documents, len(work.failures)
-    if transport.pending:
-        for entry in state.write_requests(transport.pending):
-            remote.send(client, state, entry)
-            progress.sent += entry.requests
-    progress.in_flight = sum(entry.in_flight for entry in state.files)
-    if progress.in_flight == 0:
-        progress.result = _pass(transport, state, outdir, pass_config)
-        _add_to_manifest(outdir, state)
-        state.complete = True
-        state.save()
+    try:
+        work = _pass(transport, state, state.directory / WORK, pass_config)
+        progress.documents, progress.waiting = work.documents, len(work.failures)
+        transport.close()
+        if transport.pending:
+            for entry in state.write_requests(spool):
+                remote.send(client, state, entry)
+                progress.sent += entry.requests
+        progress.in_flight = sum(entry.in_flight for entry in state.files)
+        if progress.in_flight == 0:
+            progress.result = _pass(transport, state, outdir, pass_config)
+            _add_to_manifest(outdir, state)
+            state.complete = True
+            state.save()
+    finally:
+        transport.close()
     return progress
 
 
 def _pass(transport: BatchTransport, state: BatchState, outdir: Path, config: RunConfig) -> RunResult:
     with batch_backend(transport):
-        return run([Path(p) for p in state.inputs], outdir, config)
+        return run(state.input_paths(), outdir, config)
 
 
 def _add_to_manifest(outdir: Path, state: BatchState) -> None:

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from pipeline.batch.state import ENDPOINT, RESULTS, BatchState, RequestFile, output_usage
+from pipeline.batch.state import RESULTS, BatchState, RequestFile, output_usage
+from pipeline.batch.transport import ENDPOINT
 from pipeline.config import RunConfig
 from pipeline.errors import RunError
 from pipeline.files import atomic_write

@@ -4,6 +4,7 @@ OUTDIR/batch/state.json          inputs, settings (no secrets), and one entry pe
                                  upload, its batch, the batch's status, counts and usage
 OUTDIR/batch/requests-NNN.jsonl  the Batch API input files, exactly as uploaded
 OUTDIR/batch/results/            output and error files of finished batches, as downloaded
+OUTDIR/batch/pending.jsonl       the requests the last pass could not answer, before they are split into files
 OUTDIR/batch/work/               the passes' own run (journal, partial outputs); OUTDIR gets the final run
 
 An action on the API (upload, create) is recorded as started before it is taken and its result
@@ -14,6 +15,7 @@ result on the server instead of repeating it.
 from __future__ import annotations
 
 import json
+import os
 import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
@@ -21,14 +23,15 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.batch.transport import Answered
+from pipeline.errors import RunError
 from pipeline.files import atomic_write, read_json, remove_stray_temporaries, write_json
 
 STATE = "state.json"
 RESULTS = "results"
 WORK = "work"
+SPOOL = "pending.jsonl"
 MAX_REQUESTS = 50_000  # the Batch API's limits for one input file
 MAX_FILE_BYTES = 200_000_000
-ENDPOINT = "/v1/chat/completions"
 TERMINAL = ("completed", "failed", "expired", "cancelled")
 FAILURE_LIMIT = 3  # a request that failed this often is answered with its failure (its document fails)
 BATCH_DISCOUNT = 0.5  # Batch API prices relative to synchronous ones
@@ -68,6 +71,7 @@ class BatchState:
     directory: Path
     inputs: list[str]
     settings: dict[str, Any]
+    cwd: str = field(default_factory=os.getcwd)  # relative inputs are read from here
     token: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
     files: list[RequestFile] = field(default_factory=list)
     complete: bool = False
@@ -84,6 +88,12 @@ class BatchState:
         del data["directory"]
         write_json(self.directory / STATE, {**data, "batch_discount": BATCH_DISCOUNT})
 
+    def input_paths(self) -> list[Path]:
+        """The inputs as `submit` named them (so records name them alike), from the same directory."""
+        if os.getcwd() != self.cwd and not all(Path(p).is_absolute() for p in self.inputs):
+            raise RunError(f"{self.directory}: the inputs were given as relative paths; run this from {self.cwd}")
+        return [Path(p) for p in self.inputs]
+
     @property
     def rounds(self) -> int:
         return max((f.round for f in self.files), default=0)
@@ -96,15 +106,16 @@ class BatchState:
             for line in lines:
                 yield json.loads(line)
 
-    def write_requests(self, pending: dict[str, dict[str, Any]], max_requests: int = MAX_REQUESTS,
+    def write_requests(self, spool: Path, max_requests: int = MAX_REQUESTS,
                        max_bytes: int = MAX_FILE_BYTES) -> list[RequestFile]:
-        """New input files for `pending` (sorted by custom_id, so a rerun writes the same bytes), recorded."""
+        """The next round's input files, split from the `spool` of pending request lines, recorded."""
         round_ = self.rounds + 1
         written = []
-        for number, chunk in enumerate(split_lines(request_lines(pending), max_requests, max_bytes), start=1):
-            name = f"requests-{round_:03d}-{number:03d}.jsonl"
-            atomic_write(self.directory / name, chunk)
-            written.append(RequestFile(name, round_, len(chunk), sum(len(line.encode()) for line in chunk)))
+        with spool.open(encoding="utf-8") as lines:
+            for number, chunk in enumerate(split_lines(lines, max_requests, max_bytes), start=1):
+                name = f"requests-{round_:03d}-{number:03d}.jsonl"
+                atomic_write(self.directory / name, chunk)
+                written.append(RequestFile(name, round_, len(chunk), sum(len(line.encode()) for line in chunk)))
         self.files += written
         self.save()
         return written
@@ -139,23 +150,19 @@ def open_state(directory: Path, inputs: list[str], settings: dict[str, Any]) -> 
     return state
 
 
-def request_lines(pending: dict[str, dict[str, Any]]) -> list[str]:
-    return [json.dumps({"custom_id": custom_id, "method": "POST", "url": ENDPOINT, "body": pending[custom_id]},
-                       ensure_ascii=False, separators=(",", ":")) + "\n" for custom_id in sorted(pending)]
-
-
-def split_lines(lines: list[str], max_requests: int, max_bytes: int) -> list[list[str]]:
+def split_lines(lines: Iterable[str], max_requests: int, max_bytes: int) -> Iterator[list[str]]:
     """Consecutive chunks of at most `max_requests` lines and `max_bytes` bytes (a longer line alone)."""
-    chunks: list[list[str]] = []
+    chunk: list[str] = []
     size = 0
     for line in lines:
         length = len(line.encode())
-        if not chunks or len(chunks[-1]) >= max_requests or size + length > max_bytes:
-            chunks.append([])
-            size = 0
-        chunks[-1].append(line)
+        if chunk and (len(chunk) >= max_requests or size + length > max_bytes):
+            yield chunk
+            chunk, size = [], 0
+        chunk.append(line)
         size += length
-    return chunks
+    if chunk:
+        yield chunk
 
 
 class Results(Answered):

@@ -12,6 +12,7 @@ import json
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 try:
@@ -24,6 +25,7 @@ from pipeline.config import RunConfig
 from pipeline.errors import TrialstructError
 
 CHAT_PATH = "/chat/completions"
+ENDPOINT = "/v1/chat/completions"
 
 
 class Deferred(TrialstructError):
@@ -41,6 +43,12 @@ def request_id(body: dict[str, Any]) -> str:
     return hashlib.sha256(canonical_json(body).encode("utf-8")).hexdigest()
 
 
+def request_line(custom_id: str, body: dict[str, Any]) -> str:
+    """One line of a Batch API input file."""
+    line = {"custom_id": custom_id, "method": "POST", "url": ENDPOINT, "body": body}
+    return json.dumps(line, ensure_ascii=False, separators=(",", ":")) + "\n"
+
+
 class Answered:
     """What the transport may serve: for each custom_id, an HTTP status and response body."""
 
@@ -51,17 +59,20 @@ class Answered:
 class BatchTransport(httpx.BaseTransport):
     """Serves downloaded answers; any other chat request is recorded as pending and deferred.
 
-    `in_flight` requests (already sent in a batch that has not come back) are deferred without being
-    recorded again. With a `fallback` transport, requests that are neither answered nor in flight
-    are sent to the real endpoint instead (`collect --sync-remainder`).
+    Pending requests are appended to the `spool` file as Batch API lines (only their ids stay in
+    memory: a registry's requests do not fit in it). `in_flight` requests (already sent in a batch
+    that has not come back) are deferred without being recorded again. With a `fallback` transport,
+    requests that are neither answered nor in flight are sent to the real endpoint instead
+    (`collect --sync-remainder`).
     """
 
-    def __init__(self, answered: Answered, in_flight: frozenset[str] = frozenset(),
+    def __init__(self, answered: Answered, spool: Path, in_flight: frozenset[str] = frozenset(),
                  fallback: httpx.BaseTransport | None = None) -> None:
         self.answered = answered
         self.in_flight = in_flight
         self.fallback = fallback
-        self.pending: dict[str, dict[str, Any]] = {}
+        self.pending: set[str] = set()
+        self._spool = spool.open("w", encoding="utf-8")
         self.served = 0
         self._lock = threading.Lock()
 
@@ -81,10 +92,14 @@ class BatchTransport(httpx.BaseTransport):
             return self.fallback.handle_request(request)
         if custom_id not in self.in_flight:
             with self._lock:
-                self.pending.setdefault(custom_id, body)
+                if custom_id not in self.pending:
+                    self.pending.add(custom_id)
+                    self._spool.write(request_line(custom_id, body))
+                    self._spool.flush()
         raise Deferred(custom_id)
 
     def close(self) -> None:
+        self._spool.close()
         if self.fallback is not None:
             self.fallback.close()
 
