@@ -35,7 +35,7 @@ class Progress:
     """What one `submit` or `collect` achieved."""
 
     documents: int = 0
-    waiting: int = 0  # documents with a request still to be answered
+    waiting: int = 0  # documents not done yet (a request waits for its answer, or the document failed)
     sent: int = 0  # requests sent in new batches by this step
     in_flight: int = 0  # batches not yet collected
     unknown_answers: int = 0

@@ -78,7 +78,7 @@ class BatchState:
 
     @classmethod
     def load(cls, directory: Path) -> BatchState:
-        data = read_json(directory / STATE, "batch state")
+        data = read_json(directory / STATE, "no batch run here: start one with `trialstruct batch submit`")
         files = [RequestFile(**entry) for entry in data.pop("files")]
         data.pop("batch_discount", None)
         return cls(directory=directory, files=files, **data)
