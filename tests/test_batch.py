@@ -146,6 +146,7 @@ def test_cancelled_batches_are_sent_again(inputs: Path, synchronous: bytes, tmp_
     assert (out / "records.jsonl").read_bytes() == synchronous
 
 
+@pytest.mark.slow
 def test_sync_remainder_sends_the_rest_to_the_chat_endpoint(inputs: Path, synchronous: bytes, tmp_path: Path) -> None:
     out = tmp_path / "out"
     with BatchServer(scripts()) as server:
@@ -184,3 +185,18 @@ def test_request_files_split_at_the_limits_and_ids_ignore_key_order() -> None:
     size = len(lines[0].encode())
     assert [len(chunk) for chunk in split_lines(lines, 50_000, 2 * size + 1)] == [2, 2, 1]
     assert request_id({"a": 1, "b": [1, 2]}) == request_id({"b": [1, 2], "a": 1})
+
+
+@pytest.mark.slow
+def test_a_request_failing_three_times_fails_its_document_alone(tmp_path: Path) -> None:
+    folder = tmp_path / "inputs"
+    folder.mkdir()
+    for name in ("alpha", "echo"):
+        (folder / f"{name}.txt").write_text(f"Inclusion Criteria:\n1. Diagnosis of {name} asthma\n", encoding="utf-8")
+    out = tmp_path / "out"
+    with BatchServer({"echo": [error(400)] * 3}) as server:
+        submit([folder], out, settings(server.url, tmp_path / "cache"))
+        assert finish(out) == 3
+    assert [json.loads(line)["doc_id"] for line in (out / "records.jsonl").read_text().splitlines()] == ["alpha"]
+    [failure] = [json.loads(line) for line in (out / "errors.jsonl").read_text().splitlines()]
+    assert failure["doc_id"] == "echo" and "Error code: 400" in failure["error"]
