@@ -48,6 +48,7 @@ app = typer.Typer(
 
 STAGE_COMMANDS = (
     "pipeline.cache.commands", "pipeline.evaluate.commands", "pipeline.review.commands", "pipeline.export.commands",
+    "pipeline.batch.commands",
 )
 
 

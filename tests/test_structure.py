@@ -141,7 +141,7 @@ LAYERS = [
     {"pipeline.cache"},
     {"pipeline.extract", "pipeline.ground"},  # grounding places what a model extracts, with the rules' parsers
     {"pipeline.run"},
-    {"pipeline.evaluate", "pipeline.review", "pipeline.export", "pipeline.api", "pipeline.options"},
+    {"pipeline.evaluate", "pipeline.review", "pipeline.export", "pipeline.api", "pipeline.options", "pipeline.batch"},
     {"pipeline.cli", "pipeline.__main__", "pipeline.prompts"},
 ]
 

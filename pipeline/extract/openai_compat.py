@@ -49,8 +49,9 @@ class _FormatRefused(Exception):
 class Backend(LLMBackend):
     name = "openai"
 
-    def __init__(self, config: RunConfig) -> None:
+    def __init__(self, config: RunConfig, http_client: Any = None) -> None:
         super().__init__(config)
+        self.http_client = http_client  # an httpx Client for openai.OpenAI (the batch flow's transport)
         if not config.model:
             raise BackendError("backend 'openai' needs a model name: --model or TRIALSTRUCT_MODEL")
         if not (config.base_url or config.api_key):
@@ -76,7 +77,7 @@ class Backend(LLMBackend):
                 base_url=self.config.base_url,
                 timeout=timeout,
                 max_retries=0,
-                http_client=httpx.Client(transport=DeadlineTransport(timeout), timeout=timeout),
+                http_client=self.http_client or httpx.Client(transport=DeadlineTransport(timeout), timeout=timeout),
             )
         return self._client
 
