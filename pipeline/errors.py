@@ -124,6 +124,17 @@ class UnexpectedError(TrialstructError):
         super().__init__(f"{type(cause).__name__}: {detail}" if detail else type(cause).__name__)
 
 
+def caused_by(exc: BaseException | None, kind: type[BaseException]) -> bool:
+    """Whether `kind` is anywhere in the exception's chain (a chain can loop back on itself)."""
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, kind):
+            return True
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__
+    return False
+
+
 @contextmanager
 def in_stage(stage: str) -> Iterator[None]:
     """Attribute any exception raised inside to `stage`.

@@ -165,24 +165,24 @@ class BatchServer(FaultServer):
                 elif path.endswith("/cancel"):
                     payload = server.cancel(path.split("/")[-2])
                 else:
-                    self._send(404, {"error": {"message": f"no route {path}"}}, {})
+                    self.send_json(404, {"error": {"message": f"no route {path}"}}, {})
                     return
-                self._send(200, payload, {})
+                self.send_json(200, payload, {})
 
             def do_GET(self) -> None:
                 path = self.path.split("?")[0]
                 server.calls.append(f"GET {path}")
                 parts = path.rstrip("/").split("/")
                 if path.endswith("/files"):
-                    self._send(200, listing([server.file_object(i) for i in list(server.files)]), {})
+                    self.send_json(200, listing([server.file_object(i) for i in list(server.files)]), {})
                 elif path.endswith("/content"):
                     self._raw(server.files[parts[-2]]["content"])
                 elif path.endswith("/batches"):
-                    self._send(200, listing([dict(b) for b in list(server.batches.values())]), {})
+                    self.send_json(200, listing([dict(b) for b in list(server.batches.values())]), {})
                 elif parts[-2] == "batches":
-                    self._send(200, server.retrieve(parts[-1]), {})
+                    self.send_json(200, server.retrieve(parts[-1]), {})
                 else:
-                    self._send(404, {"error": {"message": f"no route {path}"}}, {})
+                    self.send_json(404, {"error": {"message": f"no route {path}"}}, {})
 
             def _raw(self, data: bytes) -> None:
                 self.send_response(200)

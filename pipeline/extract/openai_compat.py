@@ -26,7 +26,7 @@ except ImportError:
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt, wait_random_exponential
 
 from pipeline.config import RunConfig
-from pipeline.errors import BackendError
+from pipeline.errors import BackendError, TrialstructError, caused_by
 from pipeline.extract.llm import ExtractionError, LLMBackend, constrained_format
 from pipeline.redact import redact_url
 
@@ -127,7 +127,8 @@ class Backend(LLMBackend):
         import openai
 
         connection_failed = isinstance(exc, openai.APIConnectionError) and not isinstance(exc, openai.APITimeoutError)
-        return connection_failed and not self._reached
+        deliberate = caused_by(exc, TrialstructError)  # our own transport said no (the batch flow deferring a call)
+        return connection_failed and not deliberate and not self._reached
 
     def _worth_retrying(self, exc: BaseException) -> bool:
         return is_transient(exc) and not refuses_format(exc) and not self._never_reached(exc)

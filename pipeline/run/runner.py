@@ -28,7 +28,7 @@ from pydantic_core import PydanticSerializationError
 
 from pipeline.cache import CacheMiss, ModelCache, canonical_json, collect_keys, open_cache
 from pipeline.config import RunConfig
-from pipeline.errors import ExtractError, OutputError, TrialstructError, UnexpectedError, in_stage
+from pipeline.errors import ExtractError, OutputError, TrialstructError, UnexpectedError, caused_by, in_stage
 from pipeline.extract import Backend, Usage, load_backend, resolve_backend_name
 from pipeline.files import remove_stray_temporaries
 from pipeline.ingest import Document, iter_documents
@@ -104,18 +104,8 @@ def process(planned: Planned, backend: Backend) -> Outcome:
             message = str(exc) if isinstance(exc, UnexpectedError) else f"{type(exc).__name__}: {exc}"
             source = document.source
             failure = Failure(source.path, stage, message.splitlines()[0], document.doc_id, source.row)
-            return Outcome(planned, failure=failure, offline_miss=_caused_by(exc, CacheMiss),
+            return Outcome(planned, failure=failure, offline_miss=caused_by(exc, CacheMiss),
                            usage=getattr(exc, "usage", None) or Usage(), keys=set(keys))
-
-
-def _caused_by(exc: BaseException | None, kind: type[BaseException]) -> bool:
-    seen: set[int] = set()
-    while exc is not None and id(exc) not in seen:  # a chain can loop back on itself
-        if isinstance(exc, kind):
-            return True
-        seen.add(id(exc))
-        exc = exc.__cause__ or exc.__context__
-    return False
 
 
 _WORKER_BACKEND: Backend | None = None
