@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from pipeline.extract.rules.lexicon import PreparedText, matches_at, word_set
+from pipeline.extract.rules.spans import Intervals
 from pipeline.extract.rules.values import NUM, number_windows, parse_number
 
 UNIT_DAYS = {"year": 365.0, "month": 30.0, "week": 7.0, "day": 1.0, "hour": 1 / 24}
@@ -207,22 +208,23 @@ def find_temporals(text: str | PreparedText) -> list[TemporalMatch]:
     """Every time expression in `text`, non-overlapping, earlier patterns winning ties."""
     prepared = PreparedText.of(text)
     source, lowered = prepared.text, prepared.lowered
-    taken: list[tuple[int, int]] = []
+    taken = Intervals()
     found: list[TemporalMatch] = []
     present = _triggers(prepared)
     amounts = bool(number_windows(lowered)) and UNIT_HINT.search(lowered) is not None
     for kind, pattern in PATTERNS:
         if present.isdisjoint(TRIGGERS[kind]) or (kind in NUMBERED and not amounts):
             continue
+        taken.new_run()
         for match in _finditer(kind, pattern, prepared):
             start, end = match.span()
-            if any(start < e and s < end for s, e in taken):
+            if taken.overlaps(start, end):
                 continue
             direction, low, high = _window(kind, match)
             anchor = _anchor(match)
             if kind in ("within", "past", "for") and anchor is None:  # drop a dangling "prior to"
                 end = match.end("unit")
             anchor = "study" if kind == "study" else anchor or "now"
-            taken.append((start, end))
+            taken.add(start, end)
             found.append(TemporalMatch(start, end, source[start:end], direction, anchor, low, high))
     return sorted(found, key=lambda t: t.start)
