@@ -22,7 +22,7 @@ from collections import defaultdict
 from pathlib import Path
 from statistics import mean, pstdev
 
-from pipeline.evaluate.chia import DOMAIN_TYPES, ChiaDocument, read_chia_dir
+from pipeline.chia import DOMAIN_TYPES, ChiaDocument, read_chia_dir
 from pipeline.evaluate.match import Counts, count, match_spans
 from pipeline.extract.rules.build_lexicon import annotated_pairs, hint_vocabulary
 from pipeline.extract.rules.lexicon import Lexicon, learn_lexicon

@@ -18,7 +18,7 @@ import json
 import sys
 from pathlib import Path
 
-from pipeline.evaluate.chia import DOMAIN_TYPES, ChiaDocument, read_chia_dir
+from pipeline.chia import DOMAIN_TYPES, ChiaDocument, read_chia_dir
 from pipeline.extract.rules.lexicon import key_of, learn_lexicon, tokenize
 
 DEFAULT_OUTPUT = Path(__file__).with_name("lexicon.tsv")
