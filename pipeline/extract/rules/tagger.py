@@ -24,6 +24,7 @@ from dataclasses import dataclass, replace
 from itertools import pairwise
 from typing import Any
 
+from pipeline.extract.rules.crf import CrfTagger, bio_labels, sequence_features
 from pipeline.extract.rules.lexicon import STOPWORDS, Lexicon, PreparedText, Token, tokenize
 from pipeline.extract.rules.negation import find_negations, is_negated
 from pipeline.extract.rules.spans import SpanIndex
@@ -48,6 +49,18 @@ PROCEDURE_HEADS = frozenset(
     """.split()  # noqa: SIM905
 )
 NOT_MEASUREMENT_AFTER = frozenset(["age", "aged", "old", "year", "years"])
+SEX_WORDS = frozenset(["female", "females", "male", "males", "woman", "women", "man", "men", "gender", "sex"])
+AGE_WORDS = frozenset(["age", "aged", "ages"])
+OLD = re.compile(r"(?:years?\s+)?old", re.IGNORECASE)
+LONE_MODIFIERS = frozenset(
+    """
+    chronic acute severe active mild moderate uncontrolled significant serious recent
+    neurological neurologic renal hepatic cardiac cardiovascular pulmonary gastrointestinal psychiatric endocrine
+    metabolic hematologic hematological immunologic immunological respiratory
+    """.split()  # noqa: SIM905
+)  # qualifiers and body-system adjectives: part of a name ('chronic kidney disease'), never one alone
+COORDINATION = re.compile(r"\s*(?:,\s*|/)?(?:(?:and/or|or|and)\s+)?")
+ADVERB = re.compile(r"[a-z]{4,}ally", re.IGNORECASE)  # 'Histologically', 'surgically': how, not what
 AGE_PHRASE = re.compile(r"(?:old|of age|older|younger)$", re.IGNORECASE)
 SHARE_GAP = 30
 DIGIT = re.compile(r"\d")
@@ -221,6 +234,31 @@ def _usable_values(values: list[ValueMatch]) -> dict[str, SpanIndex[ValueMatch]]
     }
 
 
+def _drop_non_entities(text: str, spans: list[tuple[int, int, str]]) -> list[tuple[int, int, str]]:
+    """Leave out what names no entity on its own: a lone qualifier or body-system adjective ('Chronic',
+    'renal'; kept when coordinated with the next name, 'renal or hepatic disease', where Chia annotates a
+    discontinuous entity per conjunct), an adverb ('Histologically'), and 'old' after an age word ('Age 18
+    years old': one Person)."""
+    kept: list[tuple[int, int, str]] = []
+    for n, (start, end, typ) in enumerate(spans):
+        words = text[start:end]
+        coordinated = n + 1 < len(spans) and COORDINATION.fullmatch(text, end, spans[n + 1][0])
+        if (words.lower() in LONE_MODIFIERS and not coordinated) or ADVERB.fullmatch(words):
+            continue
+        if typ == "Person" and OLD.fullmatch(words) and _after_age_word(text, kept, start):
+            continue
+        kept.append((start, end, typ))
+    return kept
+
+
+def _after_age_word(text: str, kept: list[tuple[int, int, str]], start: int) -> bool:
+    return any(
+        typ == "Person" and text[s:e].lower() in AGE_WORDS and 0 <= start - e <= VALUE_GAP + 15
+        and _same_clause(text, e, start)
+        for s, e, typ in kept[-3:]
+    )
+
+
 def _value_for(
     start: int, end: int, typ: str, text: str, usable: dict[str, SpanIndex[ValueMatch]]
 ) -> ValueMatch | None:
@@ -246,8 +284,11 @@ def _attach(
     windows = SpanIndex([t for t in temporals if t.min_days is not None or t.max_days is not None])
     cues = SpanIndex(temporals)
     out = []
+    aged = any(typ == "Person" and text[start:end].lower() in AGE_WORDS for start, end, typ in spans)
     for start, end, typ in spans:
-        value = _value_for(start, end, typ, text, usable) if usable and typ in VALUE_TYPES else None
+        value = None
+        if usable and typ in VALUE_TYPES and not (aged and text[start:end].lower() in SEX_WORDS):
+            value = _value_for(start, end, typ, text, usable)  # with an age word the age is its value, not the sex's
         temporal = None
         if temporals:
             temporal = _nearest(start, end, windows, text, WINDOW_GAP) or _nearest(start, end, cues, text, TEMPORAL_GAP)
@@ -303,13 +344,18 @@ def gazetteer_matches(text: str, lexicon: Lexicon) -> list[Tagged]:
 
 
 def _typed_spans(
-    text: str, tokens: list[Token], lexicon: Lexicon, values: list[ValueMatch], temporals: list[TemporalMatch]
+    text: str,
+    tokens: list[Token],
+    candidates: list[tuple[int, int, str]],
+    values: list[ValueMatch],
+    temporals: list[TemporalMatch],
 ) -> list[tuple[int, int, str]]:
-    """Lexicon and head spans with their type decided in context; none inside a numeric time window."""
+    """Candidate spans (token ranges) as character spans with their type decided in context; none inside a
+    numeric time window."""
     in_time = SpanIndex([t for t in temporals if t.min_days is not None or t.max_days is not None])
     after = SpanIndex(values)
     spans = []
-    for a, b, typ in _head_matches(tokens, _phrase_matches(tokens, lexicon), lexicon):
+    for a, b, typ in candidates:
         start, end = tokens[a][0], tokens[b - 1][1]
         if in_time and any(t.start <= start and end <= t.end for t in in_time.near(start, start)):
             continue
@@ -318,13 +364,71 @@ def _typed_spans(
     return spans
 
 
-def tag_text(text: str, lexicon: Lexicon) -> list[Tagged]:
-    """All domain entities in `text`, sorted by offset, with value/temporal/negation attached."""
+def _covered(tokens: list[Token], spans: list[ValueMatch] | list[TemporalMatch]) -> list[bool]:
+    """Whether each token lies inside one of `spans` (sorted by start, non-overlapping)."""
+    flags = [False] * len(tokens)
+    k = 0
+    for span in spans:
+        while k < len(tokens) and tokens[k][1] <= span.start:
+            k += 1
+        j = k
+        while j < len(tokens) and tokens[j][0] < span.end:
+            flags[j] = True
+            j += 1
+    return flags
+
+
+def _tagger_columns(
+    tokens: list[Token],
+    phrases: list[tuple[int, int, str]],
+    candidates: list[tuple[int, int, str]],
+    values: list[ValueMatch],
+    temporals: list[TemporalMatch],
+) -> dict[str, list[str]]:
+    """Per-token labels the sequence tagger reads: lexicon phrases, rules spans, value and time-window cover."""
+    return {
+        "L": bio_labels(len(tokens), phrases),
+        "R": bio_labels(len(tokens), candidates),
+        "V": ["1" if flag else "0" for flag in _covered(tokens, values)],
+        "T": ["1" if flag else "0" for flag in _covered(tokens, temporals)],
+    }
+
+
+def tagger_features(text: str, lexicon: Lexicon) -> tuple[list[Token], list[list[str]]]:
+    """The tokens of `text` and the sequence tagger's features for each (what train_tagger.py learns from)."""
+    prepared = PreparedText.of(text)
+    tokens = prepared.tokens
+    values, temporals = find_values(prepared), find_temporals(prepared)
+    phrases = _phrase_matches(tokens, lexicon)
+    candidates = _head_matches(tokens, phrases, lexicon)
+    columns = _tagger_columns(tokens, phrases, candidates, values, temporals)
+    return tokens, sequence_features(text, tokens, columns, lexicon.word_type)
+
+
+def _merge_tagger(
+    found: list[tuple[int, int, str]], candidates: list[tuple[int, int, str]], count: int
+) -> list[tuple[int, int, str]]:
+    """The sequence tagger's spans, plus the lexicon's where the tagger found nothing."""
+    taken = [False] * count
+    for a, b, _ in found:
+        taken[a:b] = [True] * (b - a)
+    return sorted(found + [span for span in candidates if not any(taken[span[0] : span[1]])])
+
+
+def tag_text(text: str, lexicon: Lexicon, tagger: CrfTagger | None = None) -> list[Tagged]:
+    """All domain entities in `text`, sorted by offset, with value/temporal/negation attached.
+
+    With a sequence `tagger` (crf.py), names are found by it and the lexicon fills what it leaves."""
     prepared = PreparedText.of(text)
     tokens = prepared.tokens
     values = find_values(prepared)
     temporals = find_temporals(prepared)
-    spans = _typed_spans(text, tokens, lexicon, values, temporals)
+    phrases = _phrase_matches(tokens, lexicon)
+    candidates = _head_matches(tokens, phrases, lexicon)
+    if tagger is not None:
+        columns = _tagger_columns(tokens, phrases, candidates, values, temporals)
+        candidates = _merge_tagger(tagger.spans(text, tokens, columns), candidates, len(tokens))
+    spans = _drop_non_entities(text, _typed_spans(text, tokens, candidates, values, temporals))
     if values:
         spans += _orphan_measurements(text, tokens, spans, values)
         spans += _age_phrases(spans, values)
