@@ -126,7 +126,8 @@ def test_a_malformed_weights_line_names_the_file_and_line(tmp_path: Path) -> Non
         CrfModel.load(path)
 
 
-def test_training_is_reproducible_on_a_slice_of_chia(tmp_path: Path) -> None:
+@pytest.mark.slow
+def test_training_is_reproducible_on_a_slice_of_chia() -> None:
     pytest.importorskip("pycrfsuite", reason="training needs python-crfsuite (pip install -e '.[train]')")
     from pipeline.chia import read_chia_dir
     from pipeline.extract.rules.train_tagger import train

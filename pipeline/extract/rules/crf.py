@@ -16,6 +16,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from math import inf
 from operator import add
 from pathlib import Path
 
@@ -24,6 +25,7 @@ from pipeline.extract.rules.lexicon import Memo, Token, normalise
 TYPES = ("Condition", "Drug", "Procedure", "Measurement", "Observation", "Device", "Person", "Visit")
 LABELS = ("O", *(f"{prefix}-{typ}" for typ in TYPES for prefix in ("B", "I")))
 OUTSIDE = "O"
+OUTSIDE_INDEX = 0
 INSIDE = [0] + [LABELS.index("I-" + label[2:]) for label in LABELS[1:]]  # label index -> its I- label's index
 EDGE = "<s>"
 _SHAPE_RUNS = re.compile(r"(X)X+|(x)x+|(d)d+")
@@ -189,33 +191,39 @@ def viterbi(rows: list[Row], transitions: list[list[float]], beam: float = BEAM)
     search costs 17 x 17."""
     if not rows:
         return []
-    score: dict[int, float] = {}
-    back: list[list[tuple[int, int]]] = []
-    for t, row in enumerate(rows):
+    labels: list[int] = []
+    scores: list[float] = []
+    back: list[tuple[list[int], list[int]]] = []
+    outside_only = [OUTSIDE_INDEX]
+    for row in rows:
         floor = max(row) - beam
         candidates = [y for y, s in enumerate(row) if s >= floor]
-        candidates += {INSIDE[p] for p in score if p and INSIDE[p] not in candidates}
-        if t == 0:
-            score = {y: row[y] for y in candidates}
+        for p in labels:
+            if p and INSIDE[p] not in candidates:
+                candidates.append(INSIDE[p])
+        if not labels:
+            labels, scores = candidates, [row[y] for y in candidates]
             continue
-        pointers, new = [], {}
-        previous = sorted(score)
+        if candidates == outside_only and labels == outside_only:  # most tokens: nothing to choose
+            scores = [scores[0] + transitions[0][0] + row[0]]
+            back.append((labels, [0]))
+            continue
+        new_scores, pointers = [], []
         for y in candidates:
-            arg = previous[0]
-            best = score[arg] + transitions[arg][y]
-            for p in previous[1:]:
-                value = score[p] + transitions[p][y]
-                if value > best:
-                    best, arg = value, p
-            new[y] = best + row[y]
-            pointers.append((y, arg))
-        back.append(pointers)
-        score = new
-    y = min(score, key=lambda label: (-score[label], label))
-    path = [y]
-    for pointers in reversed(back):
-        y = dict(pointers)[y]
-        path.append(y)
+            best, arg = -inf, 0
+            for k, (p, s) in enumerate(zip(labels, scores, strict=True)):
+                value = s + transitions[p][y]
+                if value > best or (value == best and p < labels[arg]):
+                    best, arg = value, k
+            new_scores.append(best + row[y])
+            pointers.append(arg)
+        back.append((labels, pointers))
+        labels, scores = candidates, new_scores
+    k = max(range(len(scores)), key=lambda j: (scores[j], -labels[j]))
+    path = [labels[k]]
+    for previous, pointers in reversed(back):
+        k = pointers[k]
+        path.append(previous[k])
     return path[::-1]
 
 

@@ -177,8 +177,8 @@ FIRST_WORDS = {  # the words each pattern without a number can start with (norma
         "history": "history past previous previously prior current currently a medical ever has underwent recent "
                    "recently",
         "current": "current currently concurrent concurrently active concomitant ongoing presently",
-        "periop": "pre post preoperative preoperatively presurgical pretreatment preexisting postoperative "
-                  "postoperatively postsurgical",
+        "periop": "pre post " + " ".join(f"{when}{what}" for when in ("pre", "post") for what in (
+            "operative", "operatively", "surgical", "surgery", "treatment", "existing")),
     }.items()
 }  # fmt: skip
 
