@@ -33,7 +33,7 @@ from pipeline.extract.rules.values import DOSE_UNITS, ValueMatch, find_values
 
 HEAD_RUN_MAX = 5
 VALUE_GAP = 25
-TEMPORAL_GAP = 60
+TEMPORAL_GAP = 150
 WINDOW_GAP = 150
 VALUE_TYPES = frozenset({"Measurement", "Person", "Observation", "Drug"})  # Drug: doses only
 PERSON_WORDS = frozenset(
