@@ -44,7 +44,8 @@ def test_cached_slot_sums_equal_the_training_features(text: str) -> None:
     tokens, columns = _columns(text)
     model, tagger = load_default_model(), load_default_tagger()
     zero = [0.0] * len(LABELS)
-    expected = [model.row(f) or zero for f in sequence_features(text, tokens, columns, load_default_lexicon().word_type)]
+    features = sequence_features(text, tokens, columns, load_default_lexicon().word_type)
+    expected = [model.row(f) or zero for f in features]
     got = tagger.emissions(text, tokens, columns)
     assert len(got) == len(expected)
     for row, want in zip(got, expected, strict=True):

@@ -152,8 +152,8 @@ class CrfModel:
     def save(self, path: Path, header: str) -> None:
         lines = [f"# {line}" if line else "#" for line in header.splitlines()]
         for source, row in zip(LABELS, self.transitions, strict=True):
-            pairs = zip(LABELS, row, strict=True)
-            lines += [f"trans\t{source}\t{target}\t{weight}" for target, weight in pairs if weight]
+            cells = zip(LABELS, row, strict=True)
+            lines += [f"trans\t{source}\t{target}\t{weight}" for target, weight in cells if weight]
         for feature, pairs in sorted(self.state.items()):
             lines += [f"state\t{feature}\t{LABELS[label]}\t{weight}" for label, weight in pairs]
         path.write_text("\n".join(lines) + "\n", encoding="utf-8")
@@ -227,6 +227,11 @@ def viterbi(rows: list[Row], transitions: list[list[float]], beam: float = BEAM)
     return path[::-1]
 
 
+def _prefixed_rows(model: CrfModel, prefix: str) -> Memo:
+    """Rows of the one feature `prefix + word`, by word."""
+    return Memo(lambda word: model.row([prefix + word]))
+
+
 class CrfTagger:
     """A CrfModel bound to one lexicon's word types, summing cached weight rows slot by slot (the same
     features as `sequence_features`, without building a string per feature)."""
@@ -234,7 +239,7 @@ class CrfTagger:
     def __init__(self, model: CrfModel, word_type: Callable[[str], str | None]) -> None:
         self.model = model
         self._own = Memo(lambda key: model.row(local_features(key[0], word_type) + column_features(key[1])))
-        self._context = [Memo(lambda word, name=name: model.row([name + word])) for name, _ in CONTEXT]
+        self._context = [_prefixed_rows(model, name) for name, _ in CONTEXT]
         self._pairs = Memo(lambda pair: model.row([pair]))
 
     def emissions(self, text: str, tokens: list[Token], columns: dict[str, list[str]]) -> list[Row]:

@@ -14,14 +14,13 @@ The weights are written as a TSV with the Chia attribution (CC BY 4.0) in its he
 
 from __future__ import annotations
 
-import argparse
 import random
 import sys
 import tempfile
 from pathlib import Path
 
-from pipeline.chia import ChiaDocument, read_chia_dir
-from pipeline.extract.rules.build_lexicon import GOLD_DIR, annotated_pairs, hint_vocabulary
+from pipeline.chia import ChiaDocument
+from pipeline.extract.rules.build_lexicon import annotated_pairs, training_input
 from pipeline.extract.rules.crf import LABELS, OUTSIDE, CrfModel
 from pipeline.extract.rules.lexicon import Token, learn_lexicon
 from pipeline.extract.rules.tagger import tagger_features
@@ -81,7 +80,7 @@ def training_sequences(
 def train(docs: list[ChiaDocument], vocabulary: dict[str, str]) -> CrfModel:
     """A tagger fitted to `docs` (needs python-crfsuite, the `train` extra)."""
     try:
-        import pycrfsuite
+        import pycrfsuite  # type: ignore[import-untyped]
     except ImportError as exc:
         raise SystemExit('train_tagger needs python-crfsuite: pip install -e ".[train]"') from exc
     trainer = pycrfsuite.Trainer(verbose=False)
@@ -96,7 +95,7 @@ def train(docs: list[ChiaDocument], vocabulary: dict[str, str]) -> CrfModel:
 
 def model_of(path: Path) -> CrfModel:
     """The weights of a python-crfsuite model file, rounded, the negligible ones dropped."""
-    import pycrfsuite
+    import pycrfsuite  # type: ignore[import-untyped]
 
     tagger = pycrfsuite.Tagger()
     tagger.open(str(path))
@@ -115,23 +114,12 @@ def model_of(path: Path) -> CrfModel:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("chia_dir", type=Path)
-    parser.add_argument("--hint", help="HINT JSONL (default: <chia-dir>/../hint/hint-trials.jsonl; 'none': skip)")
-    parser.add_argument("-o", "--output", type=Path, default=DEFAULT_OUTPUT)
-    args = parser.parse_args(argv)
-    docs = read_chia_dir(args.chia_dir) if args.chia_dir.is_dir() else []
-    if not docs:
-        print(f"train_tagger: no Chia .txt documents in {args.chia_dir}", file=sys.stderr)
-        return 2
-    hint = Path(args.hint) if args.hint else args.chia_dir.parent / "hint" / "hint-trials.jsonl"
-    gold_ids = frozenset(path.stem for path in GOLD_DIR.glob("*.json"))
-    vocabulary = hint_vocabulary(hint, gold_ids) if args.hint != "none" and hint.is_file() else {}
-    model = train(docs, vocabulary)
+    given = training_input("train_tagger", __doc__.splitlines()[0], DEFAULT_OUTPUT, argv)
+    model = train(given.docs, given.vocabulary)
     settings = ", ".join(f"{key}={value}" for key, value in SETTINGS.items())
-    header = ATTRIBUTION.format(trials=len({d.nct_id for d in docs}), documents=len(docs), settings=settings)
-    model.save(args.output, header)
-    print(f"wrote {args.output}: {len(model.state)} features")
+    trials = len({d.nct_id for d in given.docs})
+    model.save(given.output, ATTRIBUTION.format(trials=trials, documents=len(given.docs), settings=settings))
+    print(f"wrote {given.output}: {len(model.state)} features")
     return 0
 
 
