@@ -25,7 +25,7 @@ from pipeline.schema import TrialRecord
 from pipeline.segment import segment
 
 REPO = Path(__file__).resolve().parent.parent
-DROP_REASONS = ("text not found", "value number", "value text", "temporal text", "unknown criterion", "cut off")
+DROP_REASONS = ("text not found", "value text", "time text", "unknown criterion", "cut off")
 
 
 @dataclass

@@ -1,5 +1,5 @@
 """`python -m pipeline` is the `trialstruct` command."""
 
-from pipeline.cli import app
+from pipeline.cli import main
 
-app(prog_name="trialstruct")
+main()

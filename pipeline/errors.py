@@ -82,9 +82,16 @@ class CacheError(TrialstructError):
 
 
 class RunError(TrialstructError):
-    """A run cannot start, write its outputs, or combine shards."""
+    """A run cannot start (its output directory is in use) or shard outputs cannot be combined."""
 
     stage = "run"
+    exit_code = EXIT_USAGE
+
+
+class OutputError(TrialstructError):
+    """A file cannot be written (full disk, read-only directory) or read back."""
+
+    stage = "output"
 
 
 class EvaluateError(TrialstructError):
@@ -98,6 +105,13 @@ class ReviewError(TrialstructError):
     """Input for the review page is unusable."""
 
     stage = "review"
+    exit_code = EXIT_USAGE
+
+
+class ExportError(TrialstructError):
+    """A run cannot be read or its tables cannot be written."""
+
+    stage = "export"
     exit_code = EXIT_USAGE
 
 

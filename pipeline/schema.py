@@ -56,7 +56,7 @@ class Span(_Model):
     def _offsets_consistent(self) -> Span:
         if (self.start is None) != (self.end is None):
             raise ValueError("start and end must both be set or both be null")
-        if self.start is not None and not 0 <= self.start <= self.end:
+        if self.start is not None and self.end is not None and not 0 <= self.start <= self.end:
             raise ValueError(f"bad offsets {self.start}:{self.end}")
         return self
 
@@ -116,7 +116,8 @@ class Criterion(_Model):
 
 class Source(_Model):
     path: str
-    format: Literal["text", "ctgov_json", "jsonl", "csv"]
+    format: Literal["text", "ctgov_json", "jsonl", "csv", "inline"] = Field(
+        description="How the document came in; `inline` is text given directly to `pipeline.structure`")
     sha256: str = Field(description="SHA-256 of source_text encoded as UTF-8")
     row: int | None = Field(default=None, description="1-based row/item number inside a table or list file")
 
@@ -178,16 +179,26 @@ class TrialRecord(_Model):
 
     @model_validator(mode="after")
     def _check_spans_and_ids(self) -> TrialRecord:
+        self.check_contract()
+        return self
+
+    def check_contract(self) -> None:
+        """Raise ValueError unless every span is exact and every id unique (parents first).
+
+        Runs on every validation, and once more on each record a backend returns: `model_copy`
+        and `model_construct` skip validation, and a record must never be written without this.
+        """
         for where, span in self.spans():
-            if span.start is None:
+            if span.start is None or span.end is None:
                 continue
+            if not 0 <= span.start <= span.end:
+                raise ValueError(f"{where}: bad offsets {span.start}:{span.end}")
             if span.end > len(self.source_text):
                 raise ValueError(f"{where}: span {span.start}:{span.end} is past the end of source_text")
             actual = self.source_text[span.start : span.end]
             if actual != span.text:
                 raise ValueError(f"{where}: source_text[{span.start}:{span.end}] is {actual!r}, not {span.text!r}")
         self._check_ids()
-        return self
 
     def _check_ids(self) -> None:
         seen: set[str] = set()
@@ -217,3 +228,12 @@ class TrialRecord(_Model):
 
     def entities(self) -> list[Entity]:
         return [e for c in self.criteria for e in c.entities]
+
+
+def json_schema() -> dict[str, Any]:
+    """The JSON Schema of a TrialRecord, self-describing (`$schema`, a versioned `$id`)."""
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$id": f"urn:trialstruct:trial-record:{SCHEMA_VERSION}",
+        **TrialRecord.model_json_schema(),
+    }

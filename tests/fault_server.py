@@ -4,7 +4,8 @@ Each POST /v1/chat/completions is answered by the first script whose marker occu
 request's criteria message: its next action (an HTTP error, a hang, or some content) is played,
 and once a script runs dry the default answer is given. The default answer names, for every
 criterion line `[id] text`, the criterion's last word as a Condition, which is always grounded.
-Every request and the usage of every completion served are recorded for the tests to check.
+Answers use trialstruct's compact format (criterion id -> entities). Every request and the usage
+of every completion served are recorded for the tests to check.
 """
 
 from __future__ import annotations
@@ -16,8 +17,10 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
+
+from tests.loopback import JSONHandler, LoopbackServer
 
 CRITERION_LINE = re.compile(r"^\[(\S+)\] (.+)$", re.MULTILINE)
 
@@ -28,8 +31,9 @@ class Action:
     content: str | None = None
     headers: dict[str, str] = field(default_factory=dict)
     hang: float = 0.0
+    trickle: float = 0.0  # seconds between the bytes of the answer (a server that never times out a read)
     finish_reason: str = "stop"
-    echo_headers: bool = False  # a careless server that quotes the request headers in its error
+    echo_headers: bool = False  # a careless server that quotes the request headers in its error or answer
 
 
 def error(status: int, echo_headers: bool = False, **headers: str) -> Action:
@@ -49,8 +53,12 @@ def truncated(text: str) -> Action:
     return Action(content=text, finish_reason="length")
 
 
-def answer(*entities: dict[str, Any]) -> Action:
-    return Action(content=json.dumps({"entities": list(entities)}))
+def trickled(seconds_per_byte: float) -> Action:
+    return Action(trickle=seconds_per_byte)
+
+
+def answer(*entities: dict[str, Any], criterion: str = "inc-1") -> Action:
+    return Action(content=json.dumps({criterion: list(entities)}))
 
 
 def criteria_message(request: dict[str, Any]) -> str:
@@ -60,15 +68,11 @@ def criteria_message(request: dict[str, Any]) -> str:
 
 
 def default_answer(request: dict[str, Any]) -> str:
-    entities = [
-        {"criterion": cid, "text": re.findall(r"\w+", text)[-1], "type": "Condition", "negated": False,
-         "value": None, "temporal": None}
-        for cid, text in CRITERION_LINE.findall(criteria_message(request))
-    ]
-    return json.dumps({"entities": entities})
+    criteria = CRITERION_LINE.findall(criteria_message(request))
+    return json.dumps({cid: [{"t": re.findall(r"\w+", text)[-1], "y": "Condition"}] for cid, text in criteria})
 
 
-class FaultServer:
+class FaultServer(LoopbackServer):
     def __init__(
         self, scripts: dict[str, list[Action]] | None = None, json_schema_format: bool = True, refuse_together: int = 0
     ) -> None:
@@ -78,25 +82,8 @@ class FaultServer:
         self._refusals = threading.Barrier(refuse_together) if refuse_together else None
         self._refused = 0
         self.scripts = {marker: deque(actions) for marker, actions in (scripts or {}).items()}
-        self.requests: list[dict[str, Any]] = []
         self.served: list[dict[str, int]] = []
-        self._lock = threading.Lock()
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self._httpd.daemon_threads = True
-        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
-
-    @property
-    def url(self) -> str:
-        host, port = self._httpd.server_address[:2]
-        return f"http://{host}:{port}/v1"
-
-    def __enter__(self) -> FaultServer:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self._httpd.shutdown()
-        self._httpd.server_close()
+        super().__init__()
 
     def requests_for(self, marker: str) -> list[dict[str, Any]]:
         return [r for r in self.requests if marker in criteria_message(r["body"])]
@@ -125,13 +112,9 @@ class FaultServer:
     def _handler(self) -> type[BaseHTTPRequestHandler]:
         server = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: Any) -> None:
-                pass
-
+        class Handler(JSONHandler):
             def do_POST(self) -> None:
-                raw = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                body = json.loads(raw)
+                raw, body = self.read_json()
                 headers = {name.lower(): value for name, value in self.headers.items()}
                 with server._lock:
                     server.requests.append({"time": time.monotonic(), "body": body, "headers": headers})
@@ -140,29 +123,21 @@ class FaultServer:
                     time.sleep(action.hang)
                     self.close_connection = True
                     return
+                echoed = f" for {dict(self.headers)}" if action.echo_headers else ""
                 if action.status != 200:
-                    message = action.content or f"scripted {action.status}"
-                    message += f" for {dict(self.headers)}" if action.echo_headers else ""
+                    message = (action.content or f"scripted {action.status}") + echoed
                     payload = {"error": {"message": message, "type": "scripted", "code": None}}
-                    self._send(action.status, payload, action.headers)
+                    self.send_json(action.status, payload, action.headers)
                     return
-                self._send(200, server.completion(body, raw, action), {})
-
-            def _send(self, status: int, payload: dict[str, Any], headers: dict[str, str]) -> None:
-                data = json.dumps(payload).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                for name, value in headers.items():
-                    self.send_header(name, value)
-                self.end_headers()
-                with contextlib.suppress(BrokenPipeError, ConnectionResetError):
-                    self.wfile.write(data)
+                if echoed:  # the echo inside the answer itself: a dropped entity's text quotes the key
+                    quoted = f"sent with {self.headers.get('Authorization')}"
+                    action = Action(content=json.dumps({"inc-1": [{"t": quoted, "y": "Condition"}]}))
+                self.send_json(200, server.completion(body, raw, action), {}, action.trickle)
 
         return Handler
 
     def completion(self, body: dict[str, Any], raw: bytes, action: Action) -> dict[str, Any]:
-        text = action.content or ""
+        text = action.content if action.content is not None else default_answer(body)
         usage = {"prompt_tokens": len(raw) // 4, "completion_tokens": len(text) // 4 + 1}
         usage["total_tokens"] = usage["prompt_tokens"] + usage["completion_tokens"]
         with self._lock:

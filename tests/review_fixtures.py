@@ -212,8 +212,9 @@ def _edit_entities(record: TrialRecord, edit: Any) -> TrialRecord:
 
 
 def gold_for_a(record: TrialRecord) -> TrialRecord:
-    """Gold for NCT-A: drops 'Prior treatment' (-> fp), narrows 'Adults' to 'Adult' (-> partial)
-    and adds a Visit 'first dose' that the run missed (-> miss)."""
+    """Gold for NCT-A: drops 'Prior treatment' (-> fp), narrows 'Adults' to 'Adult' (-> partial), adds a
+    Visit 'first dose' that the run missed (-> miss), types 'breastfeeding' a Condition (-> type), says
+    hemoglobin >= 10 (-> value differs) and gives 'EGFR inhibitor' no time window (-> time window differs)."""
     text = record.source_text
 
     def edit(cid: str, e: dict) -> dict | None:
@@ -221,6 +222,12 @@ def gold_for_a(record: TrialRecord) -> TrialRecord:
             return None
         if e["text"] == "Adults":
             e.update(text="Adult", end=e["start"] + 5)
+        if e["text"] == "breastfeeding":
+            e["type"] = "Condition"
+        if e["text"] == "hemoglobin":
+            e["value"] = {**e["value"], "low": 10.0}
+        if e["text"] == "EGFR inhibitor":
+            e["temporal"] = None
         return e
 
     gold = _edit_entities(record, edit).model_dump(mode="json")
@@ -274,12 +281,16 @@ def review_inputs(tmp: Path) -> dict[str, Path]:
 
 
 @contextmanager
-def running_review_server(tmp_path: Path) -> Iterator[ReviewHTTPServer]:
-    """A review server on a random loopback port over the sample records, with NCT-A already in gold."""
-    records = sample_records()
+def running_review_server(
+    tmp_path: Path, records: list[TrialRecord] | None = None, with_gold: bool = True
+) -> Iterator[ReviewHTTPServer]:
+    """A review server on a random loopback port over `records` (default: the sample records, with NCT-A
+    already in gold)."""
+    records = records or sample_records()
     gold = tmp_path / "gold"
     gold.mkdir()
-    (gold / "NCT-A.json").write_text(gold_for_a(records[0]).model_dump_json(), encoding="utf-8")
+    if with_gold:
+        (gold / "NCT-A.json").write_text(gold_for_a(records[0]).model_dump_json(), encoding="utf-8")
     httpd = ReviewHTTPServer(GoldStore(records, gold))
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()

@@ -66,8 +66,7 @@ def cached_entries(cache_dir: Path) -> list[dict]:
 
 
 def entity(text: str) -> dict:
-    return {"criterion": "inc-1", "text": text, "type": "Condition", "negated": False, "value": None,
-            "temporal": None}
+    return {"t": text, "y": "Condition"}
 
 
 def trialstruct(*args: str) -> subprocess.CompletedProcess[str]:
@@ -83,13 +82,13 @@ def test_only_validated_successes_are_stored(tmp_path: Path) -> None:
     }
     with FaultServer(scripts) as server:
         run([inputs], tmp_path / "out", config_for(server, tmp_path / "cache", max_reasks=2))
-        assert len(server.requests) == 1 + 2 + 3
+        assert len(server.requests) == 1 + 2 + 2  # charlie's re-ask repeats its error: not asked a third time
     entries = cached_entries(tmp_path / "cache")
     stored = {e["request"]["messages"][-1]["content"]: e for e in entries}
     assert len(entries) == 3  # one entry per call outcome; the re-ask intermediates are not stored
     bravo = stored["[inc-1] Diagnosis of bravo bronchitis"]
     assert bravo["grounded"] is True
-    assert bravo["parsed"]["entities"][0]["text"] == "bronchitis"
+    assert bravo["parsed"]["inc-1"][0]["t"] == "bronchitis"
     assert "unicorn" not in json.dumps(bravo)
     charlie = stored["[inc-1] Diagnosis of charlie cholera"]
     assert charlie["grounded"] is False  # re-asks ran out: the outcome is kept, flagged, for replay

@@ -10,8 +10,8 @@ import typer
 from typer.testing import CliRunner
 
 from pipeline.cache import ModelCache, cache_key
-from pipeline.cache.commands import register
 from pipeline.cache.recording import export_recording, import_recording
+from pipeline.cli import app
 from pipeline.errors import CacheError
 
 
@@ -22,9 +22,6 @@ def entry(n: int) -> tuple[str, dict]:
 
 @pytest.fixture
 def cli() -> typer.Typer:
-    app = typer.Typer()
-    app.command("noop")(lambda: None)
-    register(app)
     return app
 
 
@@ -79,7 +76,7 @@ def test_export_for_a_directory_that_is_not_a_run(cli: typer.Typer, filled: Path
     result = CliRunner().invoke(
         cli, ["cache", "export", "--for", str(tmp_path), "-o", str(tmp_path / "r.jsonl"), "--cache-dir", str(filled)]
     )
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     assert "cache-keys.txt: missing" in result.output
 
 

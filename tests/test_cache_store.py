@@ -19,7 +19,8 @@ from pipeline.cache import (
     collect_keys,
     open_cache,
 )
-from pipeline.config import RunConfig
+from pipeline.config import RunConfig, build_config
+from pipeline.errors import ConfigError
 
 
 def entry(n: int, writer: str = "w") -> tuple[str, dict]:
@@ -94,8 +95,8 @@ def test_location_flag_then_environment_then_user_default(tmp_path: Path, monkey
 
 
 def test_unknown_mode_and_non_database_file_give_clear_errors(tmp_path: Path) -> None:
-    with pytest.raises(CacheError, match="unknown cache mode 'sometimes'"):
-        open_cache(RunConfig(cache_dir=str(tmp_path), cache_mode="sometimes"))
+    with pytest.raises(ConfigError, match="cache_mode: Input should be 'readwrite', 'offline', 'refresh' or 'off'"):
+        build_config({"cache_dir": str(tmp_path), "cache_mode": "sometimes"})
     bad = tmp_path / "models.sqlite3"
     bad.write_text("not sqlite " * 200)
     cache = open_cache(RunConfig(cache_dir=str(tmp_path)))
@@ -145,6 +146,7 @@ def _open_and_put(path: str, writer: int, barrier: multiprocessing.Barrier) -> N
         cache.put(*entry(writer))
 
 
+@pytest.mark.slow
 def test_processes_opening_a_new_cache_at_once_all_get_in(tmp_path: Path) -> None:
     """Eight processes start on a cache that does not exist yet (a sharded run's first seconds): the
     switch to WAL mode must wait for the others, not fail with 'database is locked'. A stress test:

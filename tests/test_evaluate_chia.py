@@ -9,9 +9,12 @@ from pathlib import Path
 
 import pytest
 
+from pipeline.config import RunConfig
 from pipeline.evaluate.chia import read_chia_dir
 from pipeline.evaluate.match import Counts
 from pipeline.evaluate.metrics import entity_counts
+from pipeline.extract.rules import Backend as RulesBackend
+from pipeline.extract.rules.lexicon import Lexicon
 from pipeline.schema import Entity
 from tests.conftest import REPO, shared_path
 
@@ -87,3 +90,40 @@ def test_rules_backend_on_real_chia_documents(tmp_path):
     assert relaxed["tp"] > 0 and relaxed["fn"] > 0
     assert relaxed["f1"] >= report["metrics"]["entities.strict"]["f1"]
     assert report["missing_documents"] == []
+
+
+def test_scores_on_the_lexicon_training_texts_are_flagged_in_sample_by_content(tmp_path):
+    chia = shared_path("chia-dev")
+    corpus = tmp_path / "copied-elsewhere"
+    corpus.mkdir()
+    seen, unseen = "NCT00050349_inc", "NCT00050349_exc"
+    for name, stem in ((seen, "NCT99999998_inc"), (unseen, "NCT99999999_exc")):
+        (corpus / f"{stem}.ann").write_bytes((chia / f"{name}.ann").read_bytes())
+        (corpus / f"{stem}.txt").write_bytes((chia / f"{name}.txt").read_bytes())
+    changed = corpus / "NCT99999999_exc.txt"
+    changed.write_bytes(changed.read_bytes() + b"\n")
+    out, markdown = tmp_path / "chia.json", tmp_path / "chia.md"
+    result = run_eval("--chia", corpus, "--backend", "rules", "--json", out, "--markdown", markdown, "--resamples", "5")
+    assert result.returncode == 0, result.stderr
+    in_sample = json.loads(out.read_text())["in_sample"]
+    assert (in_sample["documents"], in_sample["of"], in_sample["doc_ids"]) == (1, 2, ["NCT99999998_inc"])
+    warning = "IN-SAMPLE: 1 of 2 scored documents were used to build the rules backend"
+    assert warning in result.stderr and f"python evals/chia_cv.py {corpus}" in result.stderr
+    assert f"- WARNING {warning}" in markdown.read_text()
+
+
+def test_unseen_texts_and_other_backends_get_no_in_sample_warning(chia_dir, tmp_path):
+    for backend in ("rules", "none"):
+        out = tmp_path / f"{backend}.json"
+        result = run_eval("--chia", chia_dir, "--backend", backend, "--json", out, "--resamples", "5")
+        assert result.returncode == 0, result.stderr
+        assert json.loads(out.read_text())["in_sample"] is None
+        assert "IN-SAMPLE" not in result.stderr + result.stdout
+
+
+def test_only_the_shipped_lexicon_claims_its_training_texts():
+    text = shared_path("chia-dev/NCT00050349_inc.txt").read_text(encoding="utf-8")
+    config = RunConfig(backend="rules")
+    assert RulesBackend(config).trained_on(text)
+    assert not RulesBackend(config).trained_on(text + " ")
+    assert not RulesBackend(config, lexicon=Lexicon()).trained_on(text)

@@ -69,6 +69,60 @@ def test_update_rewrites_only_its_section_and_keeps_overrides(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["baseline.json"]
 
 
+def prompted(f1: dict[str, float]) -> dict:
+    """A report of a backend that uses a prompt."""
+    return {**report(f1), "run": {"backend": "openai", "model": "m", "prompt": {"name": "p", "version": "p",
+                                                                                 "hash": "abc"}}}
+
+
+def test_metric_groups_split_extraction_from_segmentation_and_metadata():
+    assert [gate.metric_group(n) for n in ("entities.strict.Drug", "values", "negation", "temporal")] == [
+        "extraction"] * 4
+    assert [gate.metric_group(n) for n in ("criteria.segmentation", "metadata.phases")] == ["pipeline"] * 2
+
+
+def test_keys_name_backend_model_and_prompt():
+    assert gate.baseline_key({"backend": "rules", "model": "rules-1", "prompt": None}) == "rules"
+    assert gate.baseline_key(prompted({})["run"]) == "openai/m/p"
+    assert gate.baseline_key(prompted({})["run"], "seeds") == "seeds:openai/m/p"
+
+
+def test_a_prompted_section_gates_only_extraction_and_records_its_run():
+    section = gate.baseline_section(prompted({"entities.relaxed": 0.5, "criteria.segmentation": 1.0,
+                                              "metadata.phases": 1.0}), recording="r.jsonl")
+    assert list(section["metrics"]) == ["entities.relaxed"]
+    assert section["run"]["prompt"]["hash"] == "abc" and section["recording"] == "r.jsonl"
+    assert list(gate.baseline_section(report({"entities.relaxed": 0.5, "metadata.phases": 1.0}))["metrics"]) == [
+        "entities.relaxed", "metadata.phases"]
+
+
+def test_an_old_key_finds_its_migrated_section_and_updates_it(tmp_path):
+    path = tmp_path / "baseline.json"
+    path.write_text(json.dumps({"seeds:openai/m/p": {"aliases": ["local:seeds"], "documents": 1, "metrics": {
+        "values": {"value": 0.9, "tolerance": 0.05, "tolerance_override": 0.01}}}}))
+    assert gate.check(gate.load_baseline(path), "local:seeds", prompted({"values": 0.8})) == [
+        "values f1 0.800 < baseline 0.900 - tol 0.010 (-0.100)"]
+    assert gate.update_baseline(path, "local:seeds", prompted({"values": 0.8})) == "seeds:openai/m/p"
+    data = json.loads(path.read_text())
+    assert list(data) == ["seeds:openai/m/p"]
+    assert data["seeds:openai/m/p"]["aliases"] == ["local:seeds"]
+    assert data["seeds:openai/m/p"]["metrics"]["values"]["tolerance_override"] == 0.01
+
+
+def test_offline_misses_fail_with_one_line_naming_the_cause(tmp_path):
+    baseline = {"openai/m/p": gate.baseline_section(prompted({"values": 0.9}), recording="rec.jsonl")}
+    missed = {**prompted({"values": 0.0}), "offline_misses": ["d1", "d2"]}
+    outcome = gate.run_gate(baseline, "openai/m/p", missed, "b.json", None, "trialstruct eval --record rec.jsonl")
+    assert outcome["verdict"] == "incomplete" and outcome["regressions"] == []
+    assert outcome["lines"] == ["recording incomplete: 2 document(s) need model calls that are not in rec.jsonl "
+                                "(d1, d2); the prompt is unchanged, so settings or code changed the requests: run "
+                                "trialstruct eval --record rec.jsonl"]
+    missed["run"]["prompt"]["hash"] = "edited"
+    outcome = gate.run_gate(baseline, "openai/m/p", missed, "b.json", None, "trialstruct eval --record rec.jsonl")
+    assert outcome["verdict"] == "stale"
+    assert outcome["lines"] == ["prompt changed, recording stale: run trialstruct eval --record rec.jsonl"]
+
+
 def test_bad_baseline_file_is_named(tmp_path):
     path = tmp_path / "baseline.json"
     path.write_text("{not json")
@@ -126,11 +180,16 @@ def test_gate_passes_on_its_own_run_and_fails_on_a_degraded_one(gold_and_runs, t
     assert passed.returncode == 0, passed.stderr
     assert "gate passed" in passed.stdout
 
-    failed = run_eval("--gold", g["gold"], "--pred", g["degraded"], "--baseline", g["baseline"], "--check")
+    failed = run_eval("--gold", g["gold"], "--pred", g["degraded"], "--baseline", g["baseline"], "--check",
+                      "--markdown", tmp_path / "failed.md")
     assert failed.returncode == 1
     assert "REGRESSION entities.relaxed f1 0.667 < baseline 1.000 - tol 0.005 (-0.333)" in failed.stderr
     assert "entities.relaxed.Procedure f1 0.000" in failed.stderr
     assert "entities.relaxed.Drug" not in failed.stderr
+    head = (tmp_path / "failed.md").read_text().split("| metric |")[0]  # verdict and regressions before the table
+    assert f"**Gate: FAILED** against `{g['baseline']}` section `rules`" in head
+    assert "- REGRESSION entities.relaxed f1 0.667 < baseline 1.000 - tol 0.005 (-0.333)" in head
+    assert head.count("- REGRESSION ") == failed.stderr.count("REGRESSION ")
 
 
 def test_cli_input_errors_exit_2_with_one_line(gold_and_runs, tmp_path):

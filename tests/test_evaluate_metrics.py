@@ -10,7 +10,7 @@ from pipeline.evaluate.match import Counts
 from pipeline.evaluate.metrics import metric_names, score_document
 from pipeline.evaluate.report import to_markdown
 from pipeline.evaluate.score import build_report, score_records
-from pipeline.evaluate.stats import percentile
+from pipeline.evaluate.stats import DocumentResult, paired_bootstrap, percentile
 from pipeline.schema import TrialRecord
 
 TEXT = (
@@ -274,6 +274,37 @@ def test_bootstrap_is_deterministic_and_brackets_the_estimate():
     low, high = first["intervals"]["entities.relaxed"]["recall"]
     assert low < first["metrics"]["entities.relaxed"]["recall"] < high
     assert first["intervals"]["entities.relaxed"]["precision"] == [1.0, 1.0]
+
+
+def paired(base: list[tuple[int, int, int]], other: list[tuple[int, int, int]], **options: int) -> list[float]:
+    def docs(counts: list[tuple[int, int, int]]) -> list[DocumentResult]:
+        return [DocumentResult(f"d{i}", {"m": Counts(*c)}) for i, c in enumerate(counts)]
+
+    return paired_bootstrap(docs(base), docs(other), ["m"], **options)["m"]
+
+
+def test_paired_bootstrap_of_identical_runs_is_zero():
+    runs = [(3, 1, 1), (0, 2, 2), (5, 0, 1)]
+    assert paired(runs, runs, resamples=200) == [0.0, 0.0]
+
+
+def test_paired_bootstrap_one_document_is_the_exact_difference():
+    # F1 2*2/(4+2+2) = 0.5 against 2*4/(8+0+0) = 1.0: every resample is that one document
+    assert paired([(2, 2, 2)], [(4, 0, 0)], resamples=50) == pytest.approx([0.5, 0.5])
+
+
+def test_paired_bootstrap_sees_a_consistent_gain_that_separate_intervals_would_hide():
+    # documents differ a lot in difficulty; the other run is better by one tp on each of them
+    base = [(1, 9, 9), (9, 1, 1), (5, 5, 5), (2, 8, 8), (8, 2, 2), (4, 6, 6), (6, 4, 4), (3, 7, 7)]
+    other = [(tp + 1, fp, fn - 1) for tp, fp, fn in base]
+    low, high = paired(base, other, resamples=500, seed=1)
+    assert 0 < low < high
+    assert paired(other, base, resamples=500, seed=1) == pytest.approx([-high, -low])
+
+
+def test_paired_bootstrap_refuses_unpaired_documents():
+    with pytest.raises(ValueError, match="same documents in the same order"):
+        paired_bootstrap([DocumentResult("a", {})], [DocumentResult("b", {})], ["m"])
 
 
 def test_percentile_interpolates():

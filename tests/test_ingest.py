@@ -64,9 +64,11 @@ def test_jsonl_bad_rows_are_reported_and_good_rows_kept(tmp_path: Path) -> None:
     items = list(iter_documents([path]))
     assert [i.doc_id for i in items if isinstance(i, Document)] == ["NCT00000001", "NCT00000003"]
     errors = [str(i) for i in items if isinstance(i, IngestError)]
-    assert errors[0].startswith(f"{path}:2: invalid JSON")
-    assert errors[1] == f"{path}:3: no criteria column (criteria / eligibility_criteria / eligibilitycriteria / " \
-                        "eligibility / criteria_text / text); name it with --text-field"
+    assert errors[0].startswith(f"{path}: row 2: invalid JSON")
+    assert errors[1] == (f"{path}: row 3: no criteria column (criteria / eligibility_criteria / eligibilitycriteria"
+                         " / eligibility / criteria_text / text) among the keys found: 'nct_id'; name it with "
+                         "--text-field")
+    assert [i.row for i in items if isinstance(i, IngestError)] == [2, 3]
 
 
 def test_bom_is_dropped_and_crlf_kept(tmp_path: Path) -> None:
@@ -98,3 +100,29 @@ def test_unsupported_file_named_directly(tmp_path: Path) -> None:
     path.write_bytes(b"%PDF-1.4")
     (error,) = list(iter_documents([path]))
     assert isinstance(error, IngestError) and error.message == "unsupported file type '.pdf'"
+
+
+def test_jsonl_is_streamed_and_max_bytes_limits_a_row_not_the_file(tmp_path: Path) -> None:
+    rows = [{"nct_id": f"NCT{n:08d}", "criteria": f"Inclusion Criteria:\n- age >= {n} years"} for n in range(200)]
+    lines = [json.dumps(row) for row in rows]
+    lines[7] = json.dumps({"nct_id": "NCT99999999", "criteria": "x" * 5000})  # one row over the limit
+    big = tmp_path / "big.jsonl"
+    big.write_bytes(("\n".join(lines) + "\n").encode() + b'{"nct_id": "NCT1", "criteria": "\xff"}\n'
+                    + json.dumps(rows[0] | {"nct_id": "NCT00000999"}).encode())
+    assert big.stat().st_size > 1000
+    found = list(iter_documents([big], max_bytes=1000))
+    errors = [item for item in found if isinstance(item, IngestError)]
+    assert [(e.row, e.message.split(": ", 1)[1]) for e in errors] == [
+        (8, "row is over the 1,000-byte limit (--max-bytes)"),
+        (201, "not valid UTF-8: byte 0xff at byte 32 of the row"),
+    ]
+    documents = [item for item in found if isinstance(item, Document)]
+    assert len(documents) == 200 and documents[-1].doc_id == "NCT00000999" and documents[-1].source.row == 202
+
+
+def test_an_empty_or_binary_jsonl_file_is_one_error(tmp_path: Path) -> None:
+    (tmp_path / "empty.jsonl").write_bytes(b"\n  \n")
+    (tmp_path / "binary.jsonl").write_bytes(b'{"a": 1}\x00\x00')
+    messages = [str(e) for e in iter_documents([tmp_path / "empty.jsonl", tmp_path / "binary.jsonl"])]
+    assert messages == [f"{tmp_path / 'empty.jsonl'}: file is empty",
+                        f"{tmp_path / 'binary.jsonl'}: binary file (contains NUL bytes), not a text document"]

@@ -7,6 +7,8 @@ script on the server, so the faults of one document must not leak into the other
 from __future__ import annotations
 
 import json
+import socket
+import time
 from dataclasses import replace
 from pathlib import Path
 from types import SimpleNamespace
@@ -19,7 +21,17 @@ from pipeline.extract.openai_compat import retry_after
 from pipeline.ingest import iter_documents
 from pipeline.run import run
 from pipeline.segment import segment
-from tests.fault_server import CRITERION_LINE, FaultServer, answer, content, criteria_message, error, hang, truncated
+from tests.fault_server import (
+    CRITERION_LINE,
+    FaultServer,
+    answer,
+    content,
+    criteria_message,
+    error,
+    hang,
+    trickled,
+    truncated,
+)
 
 DOCS = {
     "alpha": "Diagnosis of alpha asthma",
@@ -32,18 +44,16 @@ DOCS = {
 TRANSPORT_RETRIES = 3
 
 
-def entity(text: str, **extra: object) -> dict[str, object]:
-    return {"criterion": "inc-1", "text": text, "type": "Condition", "negated": False, "value": None,
-            "temporal": None, **extra}
+def entity(text: str, type: str = "Condition", **extra: object) -> dict[str, object]:
+    return {"t": text, "y": type, **extra}
 
 
-WRONG_VALUE = {"comparator": ">=", "low": 99, "high": None, "unit": "g/dL", "text": ">= 9 g/dL"}
 SCRIPTS = {
     "alpha": [error(429, **{"Retry-After": "1"}), error(500), hang(3.0)],
-    "bravo": [content('{"entities": [{"criterion": "inc-1", "text": "bron'), content('{"entities": [{"text": 5}]}')],
-    "charlie": [answer(entity("cholera"), entity("unicorn fever"))] * 3,
+    "bravo": [content('{"inc-1": [{"t": "bron'), content('{"inc-1": [{"t": 5}]}')],
+    "charlie": [answer(entity("cholera"), entity("unicorn fever"))] * 2,
     "delta": [error(503)] * (TRANSPORT_RETRIES + 1),
-    "foxtrot": [answer(entity("Hemoglobin", type="Measurement", value=WRONG_VALUE))],
+    "foxtrot": [answer(entity("Hemoglobin", "Measurement", v=">= 9 g/dL", vn=">= 99 - g/dL"))],
 }
 
 
@@ -82,14 +92,14 @@ def test_invalid_json_is_reasked_with_the_error(outcome: tuple[FaultServer, Path
     sent = server.requests_for("bravo")
     assert len(sent) == 3
     reask = sent[2]["body"]["messages"][-1]["content"]
-    assert "text" in reask and "criterion" in reask  # the validation errors of attempt 2 are sent back
+    assert "inc-1" in reask and "string" in reask  # the validation error of attempt 2 ('t' is not a string)
     assert entity_texts(records(outdir)["bravo"]) == ["bronchitis"]
 
 
 def test_ungrounded_entity_is_reasked_then_dropped_with_a_warning(outcome: tuple[FaultServer, Path]) -> None:
     server, outdir = outcome
     sent = server.requests_for("charlie")
-    assert len(sent) == 3
+    assert len(sent) == 2  # the re-ask came back with the same error: asking again cannot succeed
     assert "'unicorn fever' (criterion inc-1): text not found" in sent[1]["body"]["messages"][-1]["content"]
     record = records(outdir)["charlie"]
     assert entity_texts(record) == ["cholera"]
@@ -97,12 +107,13 @@ def test_ungrounded_entity_is_reasked_then_dropped_with_a_warning(outcome: tuple
     assert any("'unicorn fever'" in w for w in record["warnings"])
 
 
-def test_value_number_absent_from_the_span_is_reasked(outcome: tuple[FaultServer, Path]) -> None:
+def test_a_value_number_not_in_the_text_is_flagged_and_the_parsed_value_kept(outcome: tuple[FaultServer, Path]) -> None:
     server, outdir = outcome
-    sent = server.requests_for("foxtrot")
-    assert len(sent) == 2
-    assert "value number 99 does not occur" in sent[1]["body"]["messages"][-1]["content"]
-    assert entity_texts(records(outdir)["foxtrot"]) == ["patients"]
+    assert len(server.requests_for("foxtrot")) == 1  # a re-ask cannot fix what code can: never sent
+    record = records(outdir)["foxtrot"]
+    value = record["criteria"][0]["entities"][0]["value"]
+    assert (value["text"], value["comparator"], value["low"], value["unit"]) == (">= 9 g/dL", ">=", 9, "g/dL")
+    assert any("number 99 is not in the text; kept the parsed form" in w for w in record["warnings"])
 
 
 def test_failing_document_goes_to_errors_and_others_are_unaffected(outcome: tuple[FaultServer, Path]) -> None:
@@ -116,7 +127,7 @@ def test_failing_document_goes_to_errors_and_others_are_unaffected(outcome: tupl
     assert entity_texts(done["echo"]) == ["eczema"]
     for record in done.values():
         assert record["provenance"]["backend"] == "openai"
-        assert record["provenance"]["prompt_version"] == "extract-v1"
+        assert record["provenance"]["prompt_version"] == "extract-v2"
         assert len(record["provenance"]["prompt_hash"]) == 64
 
 
@@ -127,12 +138,30 @@ def test_usage_counts_every_attempt(outcome: tuple[FaultServer, Path]) -> None:
     assert usage["prompt_tokens"] == sum(u["prompt_tokens"] for u in server.served)
     assert usage["completion_tokens"] == sum(u["completion_tokens"] for u in server.served)
     assert usage["retries"] == 3 + TRANSPORT_RETRIES  # alpha's three faults, then delta's retries
-    assert usage["reasks"] == 2 + 2 + 1  # bravo, charlie, foxtrot
+    assert usage["reasks"] == 2 + 1  # bravo, charlie
     assert usage["dropped_entities"] == 1
     per_document = json.loads((outdir / "manifest.json").read_text(encoding="utf-8"))["usage_per_document"]
-    assert per_document["charlie"]["reasks"] == 2 and per_document["alpha"]["retries"] == 3
+    assert per_document["charlie"]["reasks"] == 1 and per_document["alpha"]["retries"] == 3
     assert "delta" not in per_document  # the failed document's retries count in the total only
     assert sum(d["retries"] for d in per_document.values()) == usage["retries"] - TRANSPORT_RETRIES
+    cost = json.loads((outdir / "manifest.json").read_text(encoding="utf-8"))["cost"]
+    assert (cost["input_tokens"], cost["output_tokens"]) == (usage["prompt_tokens"], usage["completion_tokens"])
+    assert cost["usd"] is None and cost["model"] == "scripted"  # not in the price table: tokens, no dollars
+
+
+def test_the_manifest_prices_a_run_from_the_price_table(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    prices = tmp_path / "prices.json"
+    prices.write_text(json.dumps({"models": {"scripted": {"input": 2.0, "output": 8.0}}}), encoding="utf-8")
+    monkeypatch.setenv("TRIALSTRUCT_PRICES", str(prices))
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "golf.txt").write_text("Inclusion Criteria:\n1. Diagnosis of golf elbow\n", encoding="utf-8")
+    with FaultServer() as server:
+        config = RunConfig(backend="openai", base_url=server.url, model="scripted", cache_mode="off")
+        run([tmp_path / "in"], tmp_path / "out", config)
+    manifest = json.loads((tmp_path / "out" / "manifest.json").read_text(encoding="utf-8"))
+    usage, cost = manifest["usage"], manifest["cost"]
+    expected = (usage["prompt_tokens"] * 2.0 + usage["completion_tokens"] * 8.0) / 1e6
+    assert cost["usd"] == pytest.approx(expected) and cost["usd_per_1000_documents"] == pytest.approx(expected * 1000)
 
 
 def test_token_budget_stops_reasks(tmp_path: Path) -> None:
@@ -151,9 +180,8 @@ def test_answer_cut_off_at_max_tokens_keeps_finished_criteria_and_resends_the_re
     lines = ["Diagnosis of hotel hepatitis", "History of hotel hypertension", "Prior hotel hysterectomy"]
     numbered = "".join(f"{n}. {text}\n" for n, text in enumerate(lines, 1))
     (tmp_path / "hotel.txt").write_text(f"Inclusion Criteria:\n{numbered}", encoding="utf-8")
-    finished = [entity("hepatitis"), entity("hypertension", criterion="inc-2")]
-    cut = '{"entities": [' + ", ".join(map(json.dumps, finished))
-    with FaultServer({"hotel": [truncated(cut + ', {"criterion": "inc-2", "text": "hy')]}) as server:
+    cut = '{"inc-1": [' + json.dumps(entity("hepatitis")) + '], "inc-2": [' + json.dumps(entity("hypertension"))
+    with FaultServer({"hotel": [truncated(cut + ', {"t": "hy')]}) as server:
         config = RunConfig(backend="openai", base_url=server.url, model="scripted", cache_mode="off")
         result = run([tmp_path / "hotel.txt"], tmp_path / "out", config)
     resent = [cid for cid, _ in CRITERION_LINE.findall(criteria_message(server.requests[1]["body"]))]
@@ -167,7 +195,7 @@ def test_a_cut_off_answer_is_cached_and_replays_offline(tmp_path: Path) -> None:
     lines = ["Diagnosis of india influenza", "History of india ileus"]
     numbered = "".join(f"{n}. {text}\n" for n, text in enumerate(lines, 1))
     (tmp_path / "india.txt").write_text(f"Inclusion Criteria:\n{numbered}", encoding="utf-8")
-    cut = '{"entities": [' + json.dumps(entity("influenza")) + ', {"criterion": "inc-2", "text": "il'
+    cut = '{"inc-1": [' + json.dumps(entity("influenza")) + '], "inc-2": [{"t": "il'
     with FaultServer({"india": [truncated(cut)]}) as server:
         config = RunConfig(backend="openai", base_url=server.url, model="scripted", cache_dir=str(tmp_path / "c"))
         run([tmp_path / "india.txt"], tmp_path / "live", config)
@@ -205,7 +233,7 @@ def test_server_refusing_json_schema_gets_json_object_with_the_schema(tmp_path: 
         result = run([tmp_path], tmp_path / "out", config)
     formats = [r["body"]["response_format"] for r in server.requests]
     assert [f["type"] for f in formats] == ["json_schema", "json_object", "json_object"]  # negotiated once
-    assert formats[1]["schema"]["properties"]["entities"]["maxItems"] == 6
+    assert formats[1]["schema"]["additionalProperties"]["items"]["required"] == ["t", "y"]
     assert (result.usage.calls, result.usage.retries, result.failures) == (2, 0, [])
 
 
@@ -235,3 +263,54 @@ def test_retry_after_header_forms() -> None:
     assert retry_after(rate_limited(**{"retry-after": "Wed, 21 Oct 2015 07:28:00 GMT"})) == 0.0  # in the past
     assert retry_after(rate_limited(**{"retry-after": "soon"})) is None
     assert retry_after(rate_limited()) is None
+
+
+def test_timeout_bounds_a_whole_request_even_when_the_server_trickles(tmp_path: Path) -> None:
+    """A server sending its answer a byte at a time never lets one read time out: the request must
+    still end at `timeout`, be retried, and get the next (prompt) answer."""
+    (tmp_path / "uniform.txt").write_text("Inclusion Criteria:\n1. Diagnosis of uniform uveitis\n", encoding="utf-8")
+    with FaultServer({"uniform": [trickled(0.1)]}) as server:
+        config = RunConfig(backend="openai", base_url=server.url, model="scripted", timeout=1.0, cache_mode="off")
+        started = time.monotonic()
+        result = run([tmp_path / "uniform.txt"], tmp_path / "out", config)
+        elapsed = time.monotonic() - started
+    assert (len(server.requests), result.usage.retries, result.failures) == (2, 1, [])
+    assert elapsed < 8  # the trickled answer alone would take over 20 s
+    assert entity_texts(records(tmp_path / "out")["uniform"]) == ["uveitis"]
+
+
+def test_a_document_deadline_stops_retries(tmp_path: Path) -> None:
+    (tmp_path / "victor.txt").write_text("Inclusion Criteria:\n1. Diagnosis of victor vertigo\n", encoding="utf-8")
+    with FaultServer({"victor": [error(503)] * 20}) as server:
+        config = RunConfig(backend="openai", base_url=server.url, model="scripted", cache_mode="off",
+                           max_transport_retries=20, document_timeout=1.0)
+        started = time.monotonic()
+        result = run([tmp_path / "victor.txt"], tmp_path / "out", config)
+        elapsed = time.monotonic() - started
+    assert [f.doc_id for f in result.failures] == ["victor"]
+    assert "DeadlineExceeded" in result.failures[0].error and "deadline of 1 s" in result.failures[0].error
+    assert elapsed < 10 and len(server.requests) < 20
+
+
+def closed_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_an_unreachable_endpoint_fails_fast_and_names_the_redacted_url(tmp_path: Path) -> None:
+    for name in ("whiskey", "xray", "yankee"):
+        criteria = f"Inclusion Criteria:\n1. Diagnosis of {name} xerosis\n"
+        (tmp_path / f"{name}.txt").write_text(criteria, encoding="utf-8")
+    url = f"http://user:pa55word-secret@127.0.0.1:{closed_port()}/v1"
+    config = RunConfig(backend="openai", base_url=url, model="scripted", cache_mode="off", max_transport_retries=5)
+    started = time.monotonic()
+    result = run([tmp_path], tmp_path / "out", config)
+    elapsed = time.monotonic() - started
+    assert sorted(f.doc_id for f in result.failures) == ["whiskey", "xray", "yankee"]
+    assert elapsed < 3  # not five backed-off retries per document
+    assert result.usage.retries == 0
+    for failure in result.failures:
+        assert "EndpointUnreachable" in failure.error
+        assert f"http://user:***@127.0.0.1:{url.rsplit(':', 1)[1]}" in failure.error
+        assert "pa55word-secret" not in failure.error

@@ -19,6 +19,8 @@ from tests.llama_server import require_llama_cpp
 
 CRITERIA_PER_SEED = 2
 
+pytestmark = pytest.mark.slow  # a real model generates: minutes on a small CPU; CI runs it (-m slow)
+
 
 @pytest.fixture(scope="module")
 def backend():
@@ -51,7 +53,7 @@ def test_local_backend_extracts_grounded_entities_from_the_seeds(backend, seed_r
         assert usage.dropped_entities == sum(w.startswith("dropped entity") for w in out.warnings)
     provenance = backend.provenance()
     assert (provenance.backend, provenance.model) == ("local", "SmolLM2-135M-Instruct.Q4_1")
-    assert provenance.prompt_version == "extract-v1" and len(provenance.prompt_hash) == 64
+    assert provenance.prompt_version == "extract-v2" and len(provenance.prompt_hash) == 64
 
 
 def test_missing_model_file_is_a_clear_error(tmp_path: Path) -> None:

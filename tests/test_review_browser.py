@@ -1,11 +1,13 @@
 """The review page in real headless Chromium (Debian's /usr/bin/chromium driven by Playwright; no downloads).
 
-Screenshots land in test-artifacts/ (the gold view one is also copied to docs/review-screenshot.png).
+Screenshots land in test-artifacts/. With TRIALSTRUCT_UPDATE_DOCS=1 the ones the README shows are
+also copied to docs/ (a test run never changes the repository otherwise).
 """
 
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,7 +18,7 @@ from pipeline.review.page import load_gold, load_records, write_review
 from pipeline.review.server import ReviewHTTPServer
 from pipeline.schema import TrialRecord
 from tests.conftest import REPO
-from tests.review_fixtures import review_inputs, running_review_server, sample_records
+from tests.review_fixtures import review_inputs, running_review_server, sample_records, write_gold
 
 sync_api = pytest.importorskip("playwright.sync_api", reason="playwright for Python is not installed")
 CHROMIUM = Path("/usr/bin/chromium")
@@ -34,6 +36,12 @@ ARGS = [
     "--disable-sync",
 ]
 ARTIFACTS = REPO / "test-artifacts"
+
+
+def to_docs(screenshot: Path, name: str) -> None:
+    """Refresh a README screenshot, only when asked (TRIALSTRUCT_UPDATE_DOCS=1)."""
+    if os.environ.get("TRIALSTRUCT_UPDATE_DOCS") == "1":
+        shutil.copyfile(screenshot, REPO / "docs" / name)
 
 HIGHLIGHTS = """() => [...document.querySelectorAll('#source .layer [data-entity-id]')]
     .map((n) => [n.dataset.entityId, n.textContent])"""
@@ -150,21 +158,52 @@ def test_type_toggle_hides_and_restores_highlights(static_page):
 def test_gold_diff_colours_and_problem_navigation(static_page):
     page = static_page
     page.click('[data-view="gold"]')
-    assert "relaxed P 0.93 R 0.93 F1 0.93 (tp 13, fp 1, fn 1)" in page.inner_text("#gold-score")
-    assert page.locator("#source .st-tp").count() == 12
+    assert "relaxed P 0.86 R 0.86 F1 0.86 (tp 12, fp 2, fn 2)" in page.inner_text("#gold-score")
+    assert page.locator("#source .st-tp").count() == 9
     assert page.inner_text("#source .st-fp") == "Prior treatment"
     assert page.inner_text("#source .st-partial") == "Adults"
+    assert page.inner_text("#source .st-type") == "breastfeeding"
     assert page.inner_text("#source [data-gold-id]") == "first dose"
     page.keyboard.press("n")
     assert page.get_attribute("#source .selected", "data-entity-id") == "inc-1.e1"
     assert "gold has\tPerson “Adult” 70–75 (inc-1.e1)" in page.inner_text("#details")
+    page.keyboard.press("n")
+    assert page.inner_text("#source .selected") == "hemoglobin"
     page.click('#problems button[data-problem="miss"]')
     assert page.inner_text("#source .selected") == "first dose"
     assert "missed (in gold only)" in page.inner_text("#details")
     page.hover('#source [data-gold-id="exc-1.e9"]')
     final = shot(page, "review-gold.png")
     (REPO / "docs").mkdir(exist_ok=True)
-    shutil.copyfile(final, REPO / "docs" / "review-screenshot.png")
+    to_docs(final, "review-screenshot.png")
+
+
+def test_vs_gold_shows_a_wrong_value_time_window_or_negation_as_a_difference_not_a_match(static_page):
+    page = static_page
+    page.click('[data-view="gold"]')
+    shadow = "(sel) => getComputedStyle(document.querySelector(sel)).boxShadow"
+    match_colour = page.evaluate(shadow, '#source [data-entity-id="inc-2.e1"]')
+    for entity_id, attribute, gold_side in (
+        ("inc-2.e2", "value", ">= low 10 high – g/dL ← “>= 9 g/dL”"),
+        ("exc-1.e1", "time window", "—"),
+    ):
+        node = f'#source [data-entity-id="{entity_id}"]'
+        assert page.get_attribute(node, "data-status") == "attr"
+        assert page.evaluate(shadow, node) != match_colour
+        page.click(node)
+        details = page.inner_text("#details")
+        assert "status\tmatches; value, time window or negation differs" in details
+        assert page.inner_text('#details tr.differs[data-differs] td') == gold_side
+        assert page.inner_text("#details tr.differs th") == f"gold {attribute}"
+        page.hover(node)
+        assert f"differs from gold: {attribute}" in page.inner_text("#tooltip")
+    labels = page.eval_on_selector_all("#problems button", "(bs) => bs.map((b) => b.textContent)")
+    assert labels == [
+        "span: Person “Adults”", "value: Measurement “hemoglobin”", "false positive: Procedure “Prior treatment”",
+        "time window: Drug “EGFR inhibitor”", "miss: Visit “first dose”", "type: Observation “breastfeeding”",
+    ]
+    page.click('#problems button[data-problem="type"]')
+    assert "gold has\tCondition “breastfeeding”" in page.inner_text("#details")
 
 
 def test_compare_view_shows_added_removed_and_changed(static_page):
@@ -226,6 +265,12 @@ def test_large_run_index_and_document_pages(tmp_path, page):
     page.wait_for_url(written[2].as_uri())
     page.wait_for_selector("#source [data-entity-id]")
     assert len(page.evaluate(HIGHLIGHTS)) == 4
+    page.goto(written[3].as_uri())
+    page.wait_for_selector("#source [data-entity-id]")
+    page.hover('#source [data-entity-id="inc-1.e1"]')
+    assert "<script>window.__pwned=1</script>" in page.inner_text("#source .layer")
+    assert page.evaluate("typeof window.__pwned") == "undefined"
+    assert page.locator("script").count() == 2 and page.locator("script[src='review.js']").count() == 1
 
 
 @pytest.fixture
@@ -265,9 +310,8 @@ def test_serve_mode_edit_save_reload(served, page):
     page.click("#add-entity")
     pick(page, "inc-2.e1")
     page.select_option("#retype", "Observation")
-    fields = json.loads(page.input_value("#fields"))
-    fields["value"]["high"] = 10.0
-    page.fill("#fields", json.dumps(fields))
+    assert page.input_value("#value-high") == "10.5" and page.input_value("#value-comparator") == "between"
+    page.fill("#value-high", "10")
     page.click("#apply-fields")
     page.click("#accept")
     page.fill("#reviewer", "Ada")
@@ -281,7 +325,9 @@ def test_serve_mode_edit_save_reload(served, page):
     assert (ents["inc-1.e1"].text, ents["inc-1.e1"].end - ents["inc-1.e1"].start) == ("Type 2 diabetes", 15)
     assert (ents["inc-2.1.e1"].type, ents["inc-2.1.e1"].text) == ("Drug", "stable metformin dose")
     assert (ents["inc-2.e1"].type, ents["inc-2.e1"].value.high) == ("Observation", 10.0)
-    assert saved.annotation.checked_by == "Ada" and saved.annotation.notes == "1 accepted, 6 edits"
+    assert saved.annotation.checked_by == "Ada"
+    review_line = " reviewed by Ada in trialstruct review --serve: 1 accepted, 6 edits (from the run record)"
+    assert saved.annotation.notes.endswith(review_line)
 
     page.reload()
     page.wait_for_selector("#source [data-entity-id]")
@@ -302,5 +348,134 @@ def test_serve_mode_edit_save_reload(served, page):
             headers: {'Content-Type': 'application/json', 'X-Review-Token': token}});
         return response.status;
     }""")
-    assert status == 403
+    assert status == 404
     assert not list(served.store.gold_dir.parent.rglob("escaped*"))
+
+
+def gold_b_with_negation_flipped() -> TrialRecord:
+    data = sample_records()[1].model_dump(mode="json")
+    data["criteria"][3]["entities"][0]["negated"] = False
+    return TrialRecord.model_validate(data)
+
+
+def overview_rows(page) -> list[list[str]]:
+    return page.eval_on_selector_all(
+        "#overview-docs tbody tr", "(rs) => rs.map((r) => [...r.children].map((c) => c.textContent))"
+    )
+
+
+def test_problems_overview_sorts_groups_exports_and_opens_documents(tmp_path, page):
+    paths = review_inputs(tmp_path)
+    write_gold(paths["gold"], [gold_b_with_negation_flipped()])
+    html = tmp_path / "review.html"
+    written = write_review(load_records(paths["run"]), html, load_gold(paths["gold"]))
+    page.goto(html.as_uri())
+    page.wait_for_selector("#source [data-entity-id]")
+    page.click('[data-view="overview"]')
+    assert page.is_hidden("#source-scroll") and page.is_visible("#overview")
+    #            document, F1, problems, fp, miss, span, type, value, time window, negation, comment
+    a = ["NCT-A", "0.86", "6", "1", "1", "1", "1", "1", "1", "0", ""]
+    b = ["NCT-B", "1.00", "1", "0", "0", "0", "0", "0", "0", "1", ""]
+    assert overview_rows(page) == [a, b]
+    page.click('#overview th[data-sort="f1"]')
+    assert overview_rows(page) == [b, a]
+    page.click('#overview th[data-sort="negation"]')
+    assert overview_rows(page) == [b, a]
+    page.click('#overview th[data-sort="total"]')
+    assert overview_rows(page) == [a, b]
+    totals = page.eval_on_selector_all("#overview-docs tfoot td", "(cs) => cs.map((c) => c.textContent)")
+    assert totals == ["2 documents", "", "7", "1", "1", "1", "1", "1", "1", "1", ""]
+    csv_href = page.get_attribute("#overview-csv", "href")
+    assert (tmp_path / csv_href) == written[-1] and len(written[-1].read_text().splitlines()) == 1 + 7
+    shot(page, "review-problems-overview.png")
+    to_docs(ARTIFACTS / "review-problems-overview.png", "review-problems-overview.png")
+    page.select_option("#overview-group", "kind")
+    summaries = page.eval_on_selector_all("#overview-kinds summary", "(ss) => ss.map((s) => s.textContent)")
+    assert summaries == [
+        "false positive (1)", "miss (1)", "span (1)", "type (1)", "value (1)", "time window (1)", "negation (1)",
+    ]
+    negation = '#overview-kinds details[data-kind="negation"] tr[data-doc]'
+    cells = page.eval_on_selector(negation, "(r) => [...r.children].map((c) => c.textContent)")
+    assert cells == ["NCT-B", "1.00", "exc-1", "Condition", "pancreatitis", "negated", "not negated"]
+    shot(page, "review-problems-by-kind.png")
+    page.click(negation)
+    page.wait_for_function("document.querySelector('#doc-head h2').textContent.startsWith('NCT-B')")
+    assert page.get_attribute('[data-view="gold"]', "class") == "active"
+    assert page.get_attribute('#source [data-entity-id="exc-1.e1"]', "data-status") == "attr"
+
+
+def test_problems_overview_of_a_paged_review_opens_document_pages(tmp_path, page):
+    paths = review_inputs(tmp_path)
+    written = write_review(load_records(paths["run"]), tmp_path / "review.html", load_gold(paths["gold"]), per_page=2)
+    page.goto(written[0].as_uri())
+    page.click('[data-view="overview"]')
+    assert [row[0] for row in overview_rows(page)] == ["NCT-A"]
+    page.click('#overview-docs tr[data-doc="NCT-A"]')
+    page.wait_for_url(written[1].as_uri())
+    page.wait_for_selector("#source [data-entity-id]")
+    assert len(page.evaluate(HIGHLIGHTS)) == 14
+
+
+def test_value_and_time_window_are_edited_in_a_form(served, page):
+    source = sample_records()[1].source_text
+    page.goto(served.url)
+    page.wait_for_selector("#source [data-entity-id]")
+    open_doc(page, "NCT-B")
+    page.click('[data-view="edit"]')
+    pick(page, "inc-2.e1")
+    page.fill("#value-low", "7.5")
+    page.select_option("#value-comparator", ">=")
+    page.fill("#value-high", "")
+    page.click("#apply-fields")
+    pick(page, "inc-1.e1")
+    assert page.input_value("#temporal-text") == "at least 6 months before screening"
+    assert (page.input_value("#temporal-direction"), page.input_value("#temporal-min_days")) == ("before", "180")
+    assert page.input_value("#value-text") == "" and page.input_value("#value-comparator") == ""
+    page.fill("#value-text", "HbA1c")
+    page.click("#apply-fields")
+    assert page.inner_text("#edit-status") == "value: “HbA1c” is not in criterion inc-1"
+    page.fill("#value-text", "")
+    select_text(page, source, "6 months before screening")
+    page.click("#temporal-use-selection")
+    page.fill("#temporal-min_days", "182.5")
+    page.fill("#temporal-anchor", "screening visit")
+    page.click("#apply-fields")
+    assert page.inner_text("#edit-status") == "value and time window of inc-1.e1 updated"
+    shot(page, "review-value-form.png")
+    to_docs(ARTIFACTS / "review-value-form.png", "review-value-form.png")
+    page.click("#save-gold")
+    page.wait_for_selector("#edit-status.ok >> text=saved")
+    gold = TrialRecord.model_validate_json((served.store.gold_dir / "NCT-B.json").read_text())
+    saved = {e.id: e for e in gold.entities()}
+    temporal = saved["inc-1.e1"].temporal
+    start = source.index("6 months before screening")
+    assert (temporal.text, temporal.start, temporal.end) == ("6 months before screening", start, start + 25)
+    assert (temporal.direction, temporal.anchor, temporal.min_days, temporal.max_days) == (
+        "before", "screening visit", 182.5, None,
+    )
+    value = saved["inc-2.e1"].value
+    assert (value.text, value.comparator, value.low, value.high, value.unit) == (
+        "between 7.0% and 10.5%", ">=", 7.5, None, "%",
+    )
+    assert source[value.start : value.end] == value.text
+
+
+def test_reviewer_comment_is_saved_beside_gold_and_shown_after_reload(served, page):
+    page.goto(served.url)
+    page.wait_for_selector("#source [data-entity-id]")
+    gold_file = served.store.gold_dir / "NCT-A.json"
+    before = gold_file.read_bytes()
+    page.click('[data-view="edit"]')
+    page.fill("#reviewer", "Ada")
+    page.fill("#comment-input", "hemoglobin threshold: check the protocol")
+    page.click("#save-comment")
+    page.wait_for_selector("#comment-status.ok")
+    assert page.inner_text("#comment-status").startswith("saved: by Ada on ")
+    assert gold_file.read_bytes() == before
+    page.reload()
+    page.wait_for_selector("#source [data-entity-id]")
+    assert page.input_value("#comment-input") == "hemoglobin threshold: check the protocol"
+    page.click('[data-view="overview"]')
+    assert overview_rows(page)[0][-1] == "hemoglobin threshold: check the protocol"
+    csv_text = page.evaluate("async () => (await fetch('/problems.csv')).text()")
+    assert "hemoglobin threshold: check the protocol" in csv_text.splitlines()[1]

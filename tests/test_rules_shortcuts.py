@@ -111,6 +111,7 @@ def test_shortcuts_match_the_full_scan_on_chia_and_ctgov() -> None:
         _same_results(text)
 
 
+@pytest.mark.slow
 def test_shortcuts_match_the_full_scan_on_hint() -> None:
     texts = _criteria_texts([shared_path("hint/hint-trials.jsonl")])
     assert len(texts) > 70_000

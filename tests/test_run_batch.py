@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import signal
@@ -34,10 +35,12 @@ def start(*args: str) -> subprocess.Popen[str]:
                             stderr=subprocess.PIPE, text=True)
 
 
-@pytest.fixture
-def inputs(tmp_path: Path) -> Path:
-    """The five seed pages copied under distinct names (so distinct doc ids), plus two bad files."""
-    folder = tmp_path / "inputs"
+@pytest.fixture(scope="module")
+def inputs(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The five seed pages copied under distinct names (so distinct doc ids), plus two bad files.
+
+    Shared by the module's tests, read only: a test that edits inputs copies them first."""
+    folder = tmp_path_factory.mktemp("batch") / "inputs"
     folder.mkdir()
     for copy in range(30):
         for seed in sorted(SEEDS.glob("*.txt")):
@@ -55,25 +58,37 @@ def manifest(outdir: Path) -> dict:
     return json.loads((outdir / "manifest.json").read_text(encoding="utf-8"))
 
 
-@pytest.fixture
-def reference(inputs: Path, tmp_path: Path) -> dict[str, bytes]:
-    """Outputs of one uninterrupted run, to compare every other way of getting there against."""
-    result = run([inputs], tmp_path / "reference", RunConfig(backend="rules"))
+@pytest.fixture(scope="module")
+def reference_dir(inputs: Path) -> Path:
+    """The output directory of one uninterrupted run (made once for the module; tests copy it)."""
+    out = inputs.parent / "reference"
+    result = run([inputs], out, RunConfig(backend="rules"))
     assert result.counts.records == 150 and len(result.failures) == 2
-    return outputs(tmp_path / "reference")
+    return out
 
 
-def test_rerun_into_the_same_outdir_resumes_everything(inputs: Path, tmp_path: Path, reference: dict) -> None:
-    shutil.copytree(tmp_path / "reference", tmp_path / "again")
+@pytest.fixture
+def reference(reference_dir: Path) -> dict[str, bytes]:
+    """Outputs of the uninterrupted run, to compare every other way of getting there against."""
+    return outputs(reference_dir)
+
+
+def test_rerun_into_the_same_outdir_resumes_everything(
+    inputs: Path, tmp_path: Path, reference_dir: Path, reference: dict
+) -> None:
+    shutil.copytree(reference_dir, tmp_path / "again")
     result = run([inputs], tmp_path / "again", RunConfig(backend="rules"))
     assert (result.resumed, result.documents) == (150, 150)
     assert outputs(tmp_path / "again") == reference
     assert manifest(tmp_path / "again")["counts"]["resumed"] == 150
-    assert manifest(tmp_path / "again")["run_id"] != manifest(tmp_path / "reference")["run_id"]
+    assert manifest(tmp_path / "again")["run_id"] != manifest(reference_dir)["run_id"]
 
 
-def test_concurrency_keeps_input_order_and_bytes(inputs: Path, tmp_path: Path, reference: dict) -> None:
-    run([inputs], tmp_path / "wide", RunConfig(backend="rules", concurrency=4))
+@pytest.mark.parametrize("settings", [{"concurrency": 4, "workers": 1}, {"workers": 3}, {"workers": 1}])
+def test_threads_and_processes_keep_input_order_and_bytes(
+    inputs: Path, tmp_path: Path, reference: dict, settings: dict
+) -> None:
+    run([inputs], tmp_path / "wide", RunConfig(backend="rules", **settings))
     assert outputs(tmp_path / "wide") == reference
 
 
@@ -89,6 +104,7 @@ def test_a_different_configuration_does_not_reuse_the_journal(inputs: Path, tmp_
 
 def test_an_edited_input_is_extracted_again(inputs: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
+    inputs = Path(shutil.copytree(inputs, tmp_path / "inputs"))
     run([inputs], out, RunConfig(backend="rules"))
     edited = inputs / "000_a830f8c2bc95e8a6-000.txt"
     edited.write_text(edited.read_text(encoding="utf-8") + "\n", encoding="utf-8")
@@ -111,19 +127,46 @@ def test_sigkill_at_any_moment_then_rerun_gives_the_same_output(
     assert outputs(out) == reference
 
 
-def test_a_torn_journal_line_is_cut_and_redone(inputs: Path, tmp_path: Path, reference: dict) -> None:
+def test_a_finished_run_keeps_an_index_not_a_second_copy_of_its_records(
+    inputs: Path, tmp_path: Path, reference_dir: Path, reference: dict
+) -> None:
+    journal = next((reference_dir / PARTS_DIR).glob("*.jsonl"))
+    lines = journal.read_bytes().splitlines()
+    assert len(lines) == 151 and b"\t" not in journal.read_bytes()  # the records file's identity + one per record
+    assert journal.stat().st_size < (reference_dir / "records.jsonl").stat().st_size / 20
+    out = tmp_path / "edited"
+    shutil.copytree(reference_dir, out)
+    records = out / "records.jsonl"
+    records.write_bytes(records.read_bytes().replace(b'"inc-1"', b'"inc-X"', 1))  # the index now points wrong
+    result = run([inputs], out, RunConfig(backend="rules"))
+    assert result.resumed == 0 and outputs(out) == reference
+
+
+@pytest.mark.parametrize("kind", ["journal", "index"])
+def test_a_torn_journal_line_is_cut_and_redone(
+    inputs: Path, tmp_path: Path, reference_dir: Path, reference: dict, kind: str
+) -> None:
     out = tmp_path / "torn"
-    shutil.copytree(tmp_path / "reference", out)
+    shutil.copytree(reference_dir, out)
     journal = next((out / PARTS_DIR).glob("*.jsonl"))
+    if kind == "journal":  # as a killed run leaves it: full lines, no index
+        keys = [json.loads(line)["doc"] for line in journal.read_bytes().splitlines()[1:]]
+        record_lines = (out / "records.jsonl").read_bytes().splitlines(keepends=True)
+        journal.write_bytes(b"".join(json.dumps({"doc": k, "keys": [], "usage": None, "n": [0, 0, 0]}).encode()
+                                     + b"\t" + line for k, line in zip(keys, record_lines, strict=True)))
     lines = journal.read_bytes().splitlines(keepends=True)
-    journal.write_bytes(b"".join(lines[:100]) + lines[100][: len(lines[100]) // 2])
+    first = 1 if kind == "index" else 0
+    journal.write_bytes(b"".join(lines[:first + 100]) + lines[first + 100][: len(lines[first + 100]) // 2])
     result = run([inputs], out, RunConfig(backend="rules"))
     assert result.resumed == 100
     assert outputs(out) == reference
-    assert journal.read_bytes().count(b"\n") == 150
+    assert journal.read_bytes().count(b"\n") == 151
 
 
-def test_sigint_flushes_exits_130_and_resumes(inputs: Path, tmp_path: Path, reference: dict) -> None:
+@pytest.mark.parametrize(("signum", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_a_signal_stops_after_the_documents_in_flight_writes_them_and_resumes(
+    inputs: Path, tmp_path: Path, reference: dict, signum: signal.Signals, code: int
+) -> None:
     out = tmp_path / "stopped"
     args = ("run", str(inputs), "-o", str(out), "--backend", "rules")
     proc = start(*args)
@@ -131,16 +174,19 @@ def test_sigint_flushes_exits_130_and_resumes(inputs: Path, tmp_path: Path, refe
     while not any(j.stat().st_size for j in (out / PARTS_DIR).glob("*.jsonl")):
         assert time.monotonic() < deadline
         time.sleep(0.05)
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(signum)
     _, stderr = proc.communicate(timeout=60)
-    assert proc.returncode == 130, stderr
-    done = re.search(r"interrupted: (\d+) of 150 documents are done and saved; rerun the same command", stderr)
-    assert done and int(done.group(1)) > 0, stderr
+    assert proc.returncode == code, stderr
+    done = re.search(rf"interrupted by {signum.name}: (\d+) documents are done and saved in .*records.jsonl; "
+                     "rerun the same command to resume", stderr)
+    assert done and 0 < int(done.group(1)) < 150, stderr
     assert manifest(out)["status"] == "interrupted"
-    assert not (out / "records.jsonl").exists()
+    finished = (out / "records.jsonl").read_bytes().splitlines(keepends=True)
+    assert len(finished) == int(done.group(1)) == manifest(out)["counts"]["records"]
+    assert set(finished) <= set(reference["records.jsonl"].splitlines(keepends=True))
     assert trialstruct(*args).returncode == 1
     assert outputs(out) == reference
-    assert manifest(out)["counts"]["resumed"] == int(done.group(1)) < 150
+    assert manifest(out)["counts"]["resumed"] == int(done.group(1))
 
 
 def test_shards_partition_the_inputs_and_merge_back(inputs: Path, tmp_path: Path, reference: dict) -> None:
@@ -182,7 +228,7 @@ def test_shard_assignment_is_stable_and_validated() -> None:
 
 def test_a_second_run_into_a_busy_outdir_is_refused(inputs: Path, tmp_path: Path) -> None:
     out = tmp_path / "busy"
-    with Journal(out, "0" * 16):
+    with Journal(out, "0" * 16, out / "records.jsonl"):
         with pytest.raises(RunError, match="another trialstruct run is writing"):
             run([inputs], out, RunConfig(backend="none"))
         done = trialstruct("run", str(inputs), "-o", str(out), "--backend", "none")
@@ -224,3 +270,15 @@ def test_a_second_sigint_abandons_the_documents_in_flight(tmp_path: Path) -> Non
         _, stderr = proc.communicate(timeout=20)
     assert proc.returncode == 130
     assert "aborted; finished documents are saved, rerun the same command to resume" in stderr
+
+
+def test_a_rerun_resumes_however_the_inputs_are_spelled(inputs: Path, tmp_path: Path, reference_dir: Path) -> None:
+    out = tmp_path / "out"
+    shutil.copytree(reference_dir, out)  # made with an absolute input path
+    relative = Path(os.path.relpath(inputs, Path.cwd()))
+    result = run([relative], out, RunConfig(backend="rules"))
+    assert result.resumed == 150
+    fresh = tmp_path / "fresh"
+    run([relative], fresh, RunConfig(backend="rules"))
+    assert outputs(out) == outputs(fresh)  # the records carry the path as this run spells it
+    assert str(relative) in (out / "records.jsonl").read_text(encoding="utf-8")

@@ -19,7 +19,8 @@ from pipeline.segment import segment
 from pipeline.segment.page import parse_page
 from tests.conftest import shared_path
 
-_HEADER_LINE = re.compile(r"(?i)(inclusion|exclusion|criteria)|^[A-Z][A-Z0-9 ,/&()'\-]{2,60}:$")
+_HEADER_LINE = re.compile(r"(?i)(inclusion|exclusion|criteria)|\b(included|excluded|eligible)\b.*\bif\b.*:$"
+                          r"|^[A-Z][A-Z0-9 ,/&()'\-]{2,60}:$")
 _BULLET_PREFIX = re.compile(r"^[\s\-*•●○◦▪■‣·–—]*(?:\(?\d{1,3}[.)]?\)?\.?|\(?[a-zA-Z]\)|[a-zA-Z][.)]|[ivx]+[.)])?")
 
 

@@ -16,12 +16,11 @@ from pipeline.cache.store import (
     DB_NAME,
     CacheError,
     CacheMiss,
-    CacheMode,
     ModelCache,
     collect_keys,
     default_cache_dir,
 )
-from pipeline.config import RunConfig
+from pipeline.config import CacheMode, RunConfig
 
 __all__ = [
     "CacheError",
@@ -39,14 +38,6 @@ __all__ = [
 ]
 
 
-def cache_mode(config: RunConfig) -> CacheMode:
-    try:
-        return CacheMode(config.cache_mode)
-    except ValueError:
-        choices = ", ".join(m.value for m in CacheMode)
-        raise CacheError(f"unknown cache mode {config.cache_mode!r}; choose one of {choices}") from None
-
-
 def cache_path(config: RunConfig) -> Path:
     """The SQLite file: --cache-dir, else TRIALSTRUCT_CACHE_DIR, else the per-user default."""
     directory = config.cache_dir or os.environ.get("TRIALSTRUCT_CACHE_DIR") or default_cache_dir()
@@ -60,7 +51,7 @@ _OPEN_LOCK = threading.Lock()
 def open_cache(config: RunConfig) -> ModelCache:
     """The process's cache object for this file and mode: the backend and the runner share one,
     so the runner reads the hit/miss counters and used keys of the calls the backend made."""
-    mode = cache_mode(config)
+    mode = config.cache_mode
     path = None if mode is CacheMode.OFF else cache_path(config)
     with _OPEN_LOCK:
         key = (os.getpid(), path, mode)

@@ -10,7 +10,6 @@ import typer
 from pipeline.cache import CacheMode, ModelCache, cache_path
 from pipeline.cache.recording import export_recording, import_recording, run_keys
 from pipeline.config import build_config
-from pipeline.errors import CacheError
 
 CacheDir = Annotated[
     str | None, typer.Option("--cache-dir", help="Cache directory (default: TRIALSTRUCT_CACHE_DIR or per-user cache).")
@@ -18,12 +17,11 @@ CacheDir = Annotated[
 
 
 def _open(cache_dir: str | None) -> ModelCache:
-    return ModelCache(cache_path(build_config({"cache_dir": cache_dir})), CacheMode.READWRITE)
+    return ModelCache(_path(cache_dir), CacheMode.READWRITE)
 
 
-def _fail(exc: Exception) -> typer.Exit:
-    typer.echo(f"error: {exc}", err=True)
-    return typer.Exit(1)
+def _path(cache_dir: str | None) -> Path:
+    return cache_path(build_config({"cache_dir": cache_dir}))
 
 
 def export(
@@ -34,12 +32,9 @@ def export(
     cache_dir: CacheDir = None,
 ) -> None:
     """Write the cache entries runs used as sorted JSONL (commit it under evals/ for model-free CI)."""
-    try:
-        keys = {key for source in sources for key in run_keys(source)}
-        with _open(cache_dir) as cache:
-            count = export_recording(cache, keys, output)
-    except CacheError as exc:
-        raise _fail(exc) from exc
+    keys = {key for source in sources for key in run_keys(source)}
+    with _open(cache_dir) as cache:
+        count = export_recording(cache, keys, output)
     typer.echo(f"exported {count} entries to {output}")
 
 
@@ -48,23 +43,20 @@ def import_(
     cache_dir: CacheDir = None,
 ) -> None:
     """Load a recording into the cache (each key is checked against its request)."""
-    try:
-        with _open(cache_dir) as cache:
-            count = import_recording(cache, recording)
-            where = cache.path
-    except CacheError as exc:
-        raise _fail(exc) from exc
+    with _open(cache_dir) as cache:
+        count = import_recording(cache, recording)
+        where = cache.path
     typer.echo(f"imported {count} entries into {where}")
 
 
 def stats(cache_dir: CacheDir = None) -> None:
     """Where the cache is and how many entries it holds."""
-    try:
-        with _open(cache_dir) as cache:
-            size = cache.path.stat().st_size
-            typer.echo(f"{cache.path}: {cache.count()} entries, {size / 1e6:.1f} MB")
-    except CacheError as exc:
-        raise _fail(exc) from exc
+    path = _path(cache_dir)
+    if not path.exists():
+        typer.echo(f"{path}: no cache yet (0 entries); it is created by the first model call")
+        return
+    with ModelCache(path, CacheMode.READWRITE) as cache:
+        typer.echo(f"{path}: {cache.count()} entries, {path.stat().st_size / 1e6:.1f} MB")
 
 
 def clear(
@@ -72,13 +64,10 @@ def clear(
     yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
 ) -> None:
     """Delete every cached model answer."""
-    try:
-        with _open(cache_dir) as cache:
-            if not yes:
-                typer.confirm(f"delete all {cache.count()} entries of {cache.path}?", abort=True)
-            typer.echo(f"deleted {cache.clear()} entries from {cache.path}")
-    except CacheError as exc:
-        raise _fail(exc) from exc
+    with _open(cache_dir) as cache:
+        if not yes:
+            typer.confirm(f"delete all {cache.count()} entries of {cache.path}?", abort=True)
+        typer.echo(f"deleted {cache.clear()} entries from {cache.path}")
 
 
 def register(app: typer.Typer) -> None:

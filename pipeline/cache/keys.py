@@ -19,8 +19,6 @@ from pipeline.config import RunConfig
 
 SECRET_WORDS = ("api_key", "apikey", "authorization", "password", "secret", "bearer")
 
-SAMPLING_FIELDS = ("temperature", "seed", "max_tokens", "top_p")
-
 
 def canonical_json(value: Any) -> str:
     """One text per value: sorted keys, no whitespace, UTF-8 kept as is."""
@@ -74,7 +72,7 @@ def call_parts(
     **sampling: Any,
 ) -> dict[str, Any]:
     """The key parts of one model call; extra keyword arguments are further sampling parameters."""
-    params = {name: getattr(config, name) for name in SAMPLING_FIELDS}
+    params = config.sampling_settings()
     params.update(sampling)
     return {
         "backend": backend,

@@ -13,7 +13,9 @@ from pathlib import Path
 from pipeline.cache.keys import canonical_json
 from pipeline.cache.store import ModelCache
 from pipeline.errors import CacheError
-from pipeline.run.outputs import KEYS_FILE, atomic_write
+from pipeline.files import atomic_write
+
+KEYS_FILE = "cache-keys.txt"  # written by every run beside manifest.json: the entries its records came from
 
 
 def run_keys(outdir: Path) -> list[str]:

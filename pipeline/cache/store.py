@@ -16,36 +16,32 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from datetime import UTC, datetime
-from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
 from pipeline.cache.keys import cache_key, canonical_json
+from pipeline.config import CacheMode
 from pipeline.errors import EXIT_FAILED, CacheError
 
 BUSY_TIMEOUT_SECONDS = 60.0
 DB_NAME = "models.sqlite3"
 SCHEMA = "CREATE TABLE IF NOT EXISTS entries (key TEXT PRIMARY KEY, entry TEXT NOT NULL) WITHOUT ROWID"
 
-_COLLECTED: ContextVar[set[str] | None] = ContextVar("collected_cache_keys", default=None)
+_COLLECTED: ContextVar[tuple[set[str], ...]] = ContextVar("collected_cache_keys", default=())
 
 
 @contextmanager
 def collect_keys() -> Iterator[set[str]]:
-    """Gather the keys looked up or stored in this context (a run records them per document)."""
+    """Gather the keys looked up or stored in this context (a run records them per document).
+
+    Collectors nest: a key used inside an inner block is also given to every enclosing one.
+    """
     keys: set[str] = set()
-    token = _COLLECTED.set(keys)
+    token = _COLLECTED.set((*_COLLECTED.get(), keys))
     try:
         yield keys
     finally:
         _COLLECTED.reset(token)
-
-
-class CacheMode(StrEnum):
-    READWRITE = "readwrite"
-    OFFLINE = "offline"
-    REFRESH = "refresh"
-    OFF = "off"
 
 
 
@@ -93,9 +89,11 @@ class ModelCache:
         held = getattr(self._local, "held", None)
         if held is not None and held[0] == os.getpid():
             return held[1]
+        if self.path is None:
+            raise CacheError("the cache is off (--no-cache): nothing can be read or stored")
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            conn = self._open()
+            conn = self._open(self.path)
         except (sqlite3.DatabaseError, OSError) as exc:
             raise CacheError(f"{self.path}: cannot open the model cache ({exc})") from exc
         self._local.held = (os.getpid(), conn)
@@ -103,7 +101,7 @@ class ModelCache:
             self._connections.append(conn)
         return conn
 
-    def _open(self) -> sqlite3.Connection:
+    def _open(self, path: Path) -> sqlite3.Connection:
         """A connection in WAL mode with the table made, retried while another process holds the lock.
 
         Switching a new database to WAL takes an exclusive lock that SQLite's busy timeout does not
@@ -112,7 +110,7 @@ class ModelCache:
         deadline = time.monotonic() + BUSY_TIMEOUT_SECONDS
         while True:
             conn = sqlite3.connect(
-                self.path, timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None, check_same_thread=False
+                path, timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None, check_same_thread=False
             )
             try:
                 conn.execute("PRAGMA journal_mode=WAL")
@@ -126,8 +124,7 @@ class ModelCache:
                 time.sleep(0.02)
 
     def _use(self, key: str) -> None:
-        collected = _COLLECTED.get()
-        if collected is not None:
+        for collected in _COLLECTED.get():
             collected.add(key)
         with self._lock:
             self.used_keys.add(key)

@@ -3,7 +3,9 @@
 Module map: `match` (span matching, Counts), `metrics` (per-document counts and the exact rules),
 `stats` (micro/macro/bootstrap), `score` (pairing documents, the JSON report), `records` (loading),
 `predict` (running a backend on gold texts), `chia` (BRAT reader), `chia_eval` (the Chia adapter),
-`report` (table/JSON/markdown), `gate` (baseline regression check), `commands` (the `trialstruct eval` CLI).
+`report` (table/JSON/markdown), `gate` (baseline regression check), `compare` and `compare_report`
+(variants side by side, `eval --compare`), `cassette` (`--record` / `--replay`), `commands` (the
+`trialstruct eval` CLI). Prices live in the leaf module `pipeline.pricing`.
 Kept import-free so `trialstruct --help` and `from pipeline.evaluate.match import ...` stay light.
 """
 

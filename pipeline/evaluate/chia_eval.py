@@ -6,10 +6,16 @@ Chia's entities of the eight domain types by absolute offsets into that text (st
 overall and per type; see `match` for discontinuous spans: strict needs the same fragments,
 relaxed uses the hull from the first fragment's start to the last fragment's end). Entities whose
 offsets do not match the corpus text are skipped by the reader and listed under `offset_errors`.
+
+A backend that learned from data can say which texts it learned from (`trained_on(text)`; the rules
+backend's lexicon records a digest of each training text). When the scored documents are among
+them, the report carries an `in_sample` warning with the honest alternative (cross-validation):
+recognised by content, so a copied, renamed or moved corpus is caught as well.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +52,23 @@ def score_chia_document(directory: Path, doc: ChiaDocument, backend: Backend) ->
     return DocumentResult(doc.doc_id, counts)
 
 
+CV_COMMAND = "python evals/chia_cv.py"
+
+
+def in_sample_warning(backend: Backend, docs: Sequence[ChiaDocument], directory: Path) -> dict[str, Any] | None:
+    """Which scored documents the backend learned from, with the warning to show; None when none."""
+    trained_on = getattr(backend, "trained_on", None)
+    seen = [doc.doc_id for doc in docs if callable(trained_on) and trained_on(doc.text)]
+    if not seen:
+        return None
+    warning = (
+        f"IN-SAMPLE: {len(seen)} of {len(docs)} scored documents were used to build the {backend.name} backend "
+        f"(its lexicon was learned from them), so these scores overstate accuracy on unseen trials. "
+        f"Cross-validated by trial: {CV_COMMAND} {directory}"
+    )
+    return {"documents": len(seen), "of": len(docs), "doc_ids": seen, "cross_validate": CV_COMMAND, "warning": warning}
+
+
 def evaluate_chia(
     directory: Path,
     flags: dict[str, Any],
@@ -64,6 +87,7 @@ def evaluate_chia(
     info = {
         "chia": str(directory),
         "backend": runner.name,
+        "in_sample": in_sample_warning(runner.backend, docs[:limit], directory),
         "missing_documents": [r.doc_id for r in results if r.missing],
         "prediction_errors": [{"doc_id": r.doc_id, "problem": r.notes[0]} for r in results if r.missing],
         "offset_errors": [error for doc in docs[:limit] for error in doc.offset_errors],

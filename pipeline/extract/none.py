@@ -10,6 +10,7 @@ from pipeline.schema import Provenance, TrialRecord
 
 class Backend:
     name = "none"
+    cpu_bound = True
 
     def __init__(self, config: RunConfig) -> None:
         self.config = config

@@ -1,23 +1,34 @@
 """The `openai` backend: any OpenAI-compatible chat-completions endpoint, through instructor.
 
 Transport retries (429 honouring Retry-After, 5xx, timeouts, connection resets) are handled here
-with tenacity, apart from instructor's validation re-asks. The endpoint is first asked for
-OpenAI structured output (`response_format` type `json_schema`); a server that rejects it (such as
-llama-cpp-python's) is asked from then on with `json_object` + `schema`, its own form of
-schema-constrained decoding. The API key goes to the client and nowhere else.
+with tenacity, apart from instructor's validation re-asks. `timeout` bounds a whole request, not
+each read: a server trickling its answer byte by byte is cut off at the deadline. An endpoint that
+cannot be reached before it ever answered fails at once, and every later request fails fast with
+the same message naming the (redacted) URL, instead of retrying for minutes per document.
+
+The endpoint is first asked for OpenAI structured output (`response_format` type `json_schema`);
+a server that rejects it (such as llama-cpp-python's) is asked from then on with `json_object` +
+`schema`, its own form of schema-constrained decoding. The API key goes to the client and nowhere else.
 """
 
 from __future__ import annotations
 
 import email.utils
 import time
+from collections.abc import Callable, Iterator
 from typing import Any
+
+try:  # the HTTP library of the installed openai client: httpx2 from openai 3 on, httpx before
+    import httpx2 as httpx
+except ImportError:
+    import httpx  # type: ignore[no-redef, import-not-found, unused-ignore]
 
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt, wait_random_exponential
 
 from pipeline.config import RunConfig
 from pipeline.errors import BackendError
-from pipeline.extract.llm import ExtractionError, LLMBackend, Meter, constrained_format
+from pipeline.extract.llm import ExtractionError, LLMBackend, constrained_format
+from pipeline.redact import redact_url
 
 MAX_RETRY_AFTER = 120.0
 _backoff = wait_random_exponential(multiplier=0.5, max=30)
@@ -25,6 +36,10 @@ _backoff = wait_random_exponential(multiplier=0.5, max=30)
 
 class TransportError(ExtractionError):
     """The endpoint could not be reached or kept failing after the transport retries."""
+
+
+class EndpointUnreachable(TransportError):
+    """The endpoint refused or never took a connection, and has never answered in this run."""
 
 
 class _FormatRefused(Exception):
@@ -43,29 +58,41 @@ class Backend(LLMBackend):
         self.model_id = config.model
         self.response_format = "json_schema"
         self._client: Any = None
+        self._reached = False  # an answer came back once: later connection errors are transient
+        self._unreachable: str | None = None
+
+    def endpoint(self) -> str:
+        """The endpoint as it may be written: credentials masked."""
+        return redact_url(self.config.base_url) or "https://api.openai.com/v1 (default)"
 
     def client(self) -> Any:
         """Built on first use, so a run served from the cache never opens a connection."""
         if self._client is None:
             import openai
 
+            timeout = self.config.timeout
             self._client = openai.OpenAI(
                 api_key=self.config.api_key or "not-needed",
                 base_url=self.config.base_url,
-                timeout=self.config.timeout,
+                timeout=timeout,
                 max_retries=0,
+                http_client=httpx.Client(transport=DeadlineTransport(timeout), timeout=timeout),
             )
         return self._client
 
-    def complete(self, meter: Meter, **request: Any) -> Any:
+    def complete(self, on_retry: Callable[[], None], **request: Any) -> Any:
+        if self._unreachable is not None:
+            raise EndpointUnreachable(self._unreachable)
         request = {**request, "model": self.model_id}
         try:
-            return self._send(meter, request)
+            response = self._send(on_retry, request)
         except _FormatRefused:
             self.response_format = "json_object"
-            return self._send(meter, request)
+            response = self._send(on_retry, request)
+        self._reached = True
+        return response
 
-    def _send(self, meter: Meter, request: dict[str, Any]) -> Any:
+    def _send(self, on_retry: Callable[[], None], request: dict[str, Any]) -> Any:
         """One request with transport retries; `_FormatRefused` if it asked with json_schema and was refused.
 
         The format is read once: with several requests in flight, others may be refused json_schema
@@ -77,14 +104,11 @@ class Backend(LLMBackend):
         if response_format == "json_object":
             request = constrained_format(request)
 
-        def count_retry(_: RetryCallState) -> None:
-            meter.usage.retries += 1
-
         retrying = Retrying(
             stop=stop_after_attempt(self.config.max_transport_retries + 1),
             wait=transport_wait,
-            retry=retry_if_exception(lambda exc: is_transient(exc) and not refuses_format(exc)),
-            before_sleep=count_retry,
+            retry=retry_if_exception(lambda exc: self._worth_retrying(exc)),
+            before_sleep=lambda _: on_retry(),
             reraise=True,
         )
         try:
@@ -92,11 +116,20 @@ class Backend(LLMBackend):
         except openai.APIError as exc:
             if response_format == "json_schema" and refuses_format(exc):
                 raise _FormatRefused from None
-            raise TransportError(self._redact(f"{type(exc).__name__}: {exc}")) from None
+            message = self.redact(f"{type(exc).__name__} from {self.endpoint()}: {exc}")
+            if self._never_reached(exc):
+                self._unreachable = f"endpoint unreachable: {message}"
+                raise EndpointUnreachable(self._unreachable) from None
+            raise TransportError(message) from None
 
-    def _redact(self, text: str) -> str:
-        key = self.config.api_key
-        return text.replace(key, "***") if key else text
+    def _never_reached(self, exc: BaseException) -> bool:
+        import openai
+
+        connection_failed = isinstance(exc, openai.APIConnectionError) and not isinstance(exc, openai.APITimeoutError)
+        return connection_failed and not self._reached
+
+    def _worth_retrying(self, exc: BaseException) -> bool:
+        return is_transient(exc) and not refuses_format(exc) and not self._never_reached(exc)
 
 
 def refuses_format(exc: BaseException) -> bool:
@@ -143,3 +176,35 @@ def retry_after(exc: BaseException | None) -> float | None:
     except ValueError:
         when = email.utils.parsedate_to_datetime(value) if email.utils.parsedate(value) else None
         return max(0.0, when.timestamp() - time.time()) if when else None
+
+
+class DeadlineTransport(httpx.HTTPTransport):
+    """An httpx transport whose responses must arrive whole within `seconds` of the request.
+
+    httpx's own timeouts apply to each read, so a server sending a byte every second would hold a
+    request forever; this one counts from the request and raises httpx.ReadTimeout past the deadline.
+    """
+
+    def __init__(self, seconds: float, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.seconds = seconds
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        deadline = time.monotonic() + self.seconds
+        response = super().handle_request(request)
+        response.stream = _DeadlineStream(response.stream, deadline, request)  # type: ignore[arg-type]
+        return response
+
+
+class _DeadlineStream(httpx.SyncByteStream):
+    def __init__(self, stream: Any, deadline: float, request: httpx.Request) -> None:
+        self.stream, self.deadline, self.request = stream, deadline, request
+
+    def __iter__(self) -> Iterator[bytes]:
+        for chunk in self.stream:
+            if time.monotonic() > self.deadline:
+                raise httpx.ReadTimeout("response not complete within the request timeout", request=self.request)
+            yield chunk
+
+    def close(self) -> None:
+        self.stream.close()

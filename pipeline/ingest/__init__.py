@@ -13,10 +13,17 @@ so a batch carries on past bad files and reports each of them.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Iterator
+import io
+import json
+import os
+import re
+import stat
+import sys
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import BinaryIO, Literal, cast
 
 from pipeline.errors import IngestError
 from pipeline.schema import CriterionKind, Source, Trial
@@ -46,22 +53,88 @@ class Document:
     warnings: list[str] = field(default_factory=list)
 
 
-
 def sha256_text(text: str) -> str:
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+    """Hash of the text's UTF-8 bytes; a lone surrogate (which readers reject) never makes it fail."""
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
 
 
-def iter_input_files(paths: Iterable[Path]) -> Iterator[Path]:
+_LONE_SURROGATE = re.compile(r"[\ud800-\udfff]")
+
+
+def unicode_problem(text: str) -> str | None:
+    """Why `text` cannot be written as UTF-8 (a lone surrogate from a JSON escape such as `"\\ud800"`), or None."""
+    match = _LONE_SURROGATE.search(text)
+    if match is None:
+        return None
+    return f"holds a lone surrogate \\u{ord(match.group()):04x} at character {match.start()} (not valid Unicode)"
+
+
+# How a parsed JSON value's type reads in a message ("is a list, expected text").
+JSON_TYPE_NAMES: dict[type, str] = {dict: "an object", list: "a list", str: "text", bool: "true/false",
+                                    int: "a number", float: "a number", type(None): "null"}
+
+
+def json_kind(value: object) -> str:
+    return JSON_TYPE_NAMES.get(type(value), type(value).__name__)
+
+
+STDIN = "-"  # as an input path: read standard input
+
+
+def iter_input_files(paths: Iterable[Path]) -> Iterator[Path | IngestError]:
     """Files named directly are taken whatever their suffix (and rejected later if unsupported);
-    directories contribute their supported files, recursively, in sorted order."""
+    directories contribute their supported files, recursively, in sorted order, following
+    symlinked sub-directories once each. A directory with nothing to read is an error, so a run
+    over the wrong folder cannot finish 'successfully' with no records."""
     for path in paths:
         if path.is_dir():
-            for child in sorted(path.rglob("*")):
-                hidden = any(part.startswith(".") for part in child.relative_to(path).parts)
-                if child.is_file() and not hidden and child.suffix.lower() in SUPPORTED_SUFFIXES:
-                    yield child
+            walk = _Walk()
+            items = list(walk.files(path, path))
+            if not any(isinstance(item, Path) for item in items):
+                items.append(IngestError(str(path), walk.nothing_found()))
+            yield from items
         else:
             yield path
+
+
+class _Walk:
+    """A depth-first walk in sorted order (the order of `sorted(path.rglob('*'))`) that follows
+    symlinked directories but enters each real directory once, so a link cycle ends."""
+
+    def __init__(self) -> None:
+        self.entered: set[tuple[int, int]] = set()
+        self.skipped_suffixes: Counter[str] = Counter()
+
+    def files(self, root: Path, directory: Path) -> Iterator[Path | IngestError]:
+        try:
+            identity = directory.stat()
+            entries = sorted(os.scandir(directory), key=lambda entry: entry.name)
+        except OSError as exc:
+            yield IngestError(str(directory), f"cannot list directory: {exc.strerror or exc}")
+            return
+        key = (identity.st_dev, identity.st_ino)
+        if key in self.entered:
+            yield IngestError(str(directory), "symlink to a directory already read (a link cycle or a second "
+                                              "path to the same folder): not read again")
+            return
+        self.entered.add(key)
+        for entry in entries:
+            if entry.name.startswith("."):
+                continue
+            child = directory / entry.name
+            if entry.is_dir():  # follows symlinks
+                yield from self.files(root, child)
+            elif Path(entry.name).suffix.lower() in SUPPORTED_SUFFIXES:
+                yield child  # FIFOs, broken links and the like are reported when read
+            else:
+                self.skipped_suffixes[Path(entry.name).suffix.lower() or "(no suffix)"] += 1
+
+    def nothing_found(self) -> str:
+        supported = ", ".join(sorted(SUPPORTED_SUFFIXES))
+        if not self.skipped_suffixes:
+            return f"no input files in this directory (reads {supported})"
+        found = ", ".join(f"{count} {suffix}" for suffix, count in sorted(self.skipped_suffixes.items()))
+        return f"no supported input files in this directory (reads {supported}; found {found})"
 
 
 def iter_documents(
@@ -71,41 +144,138 @@ def iter_documents(
     text_field: str | None = None,
     max_bytes: int = 20_000_000,
 ) -> Iterator[Document | IngestError]:
-    """Documents and errors, in input order."""
+    """Documents and errors, in input order. Never raises for a bad input: an exception nobody
+    foresaw while reading a file becomes that file's error, after the documents it already gave."""
+    for path in iter_input_files(paths):
+        if isinstance(path, IngestError):
+            yield path
+            continue
+        try:
+            if str(path) == STDIN:
+                yield from _read_stdin(max_bytes, id_field=id_field, text_field=text_field)
+                continue
+            yield from _read_path(path, max_bytes, id_field=id_field, text_field=text_field)
+        except Exception as exc:  # a reader bug must cost one file, not the run
+            yield IngestError(str(path), f"unexpected {type(exc).__name__} while reading: {_first_line(exc)}")
+
+
+def _read_stdin(max_bytes: int, *, id_field: str | None, text_field: str | None) -> Iterator[Document | IngestError]:
+    """Standard input (`-`), its format told by its first bytes: JSON objects one a line are a
+    JSONL table (streamed), other JSON a ClinicalTrials.gov document, anything else a text page."""
     from pipeline.ingest import ctgov, table, text
 
-    for path in iter_input_files(paths):
-        raw = read_bytes(path, max_bytes)
-        if isinstance(raw, IngestError):
-            yield raw
-            continue
-        suffix = path.suffix.lower()
-        if suffix in TEXT_SUFFIXES:
-            yield text.read_text_document(path, raw)
-        elif suffix in JSON_SUFFIXES:
-            yield from ctgov.read_ctgov(path, raw)
-        elif suffix in TABLE_SUFFIXES:
-            yield from table.read_table(path, raw, id_field=id_field, text_field=text_field)
-        else:
-            yield IngestError(str(path), f"unsupported file type {suffix or '(none)'!r}")
+    stream = cast(io.BufferedReader, sys.stdin.buffer)
+    head = stream.peek(1 << 16).lstrip()
+    if _is_table_row(head.split(b"\n", 1)[0].strip()):
+        yield from table.read_jsonl_stream(Path("<stdin>.jsonl"), stream, max_bytes, id_field=id_field,
+                                           text_field=text_field)
+        return
+    raw = stream.read(max_bytes + 1)
+    if len(raw) > max_bytes:
+        yield IngestError(STDIN, f"standard input is over the {max_bytes:,}-byte limit (--max-bytes)")
+    elif not raw.strip():
+        yield IngestError(STDIN, "standard input is empty")
+    elif raw.lstrip()[:1] in (b"{", b"["):
+        yield from ctgov.read_ctgov(Path("<stdin>.json"), raw)
+    else:
+        yield text.read_text_document(Path("<stdin>"), raw)
+
+
+def _is_table_row(line: bytes) -> bool:
+    """A JSON object on one line that is not a ClinicalTrials.gov study (or page of studies)."""
+    if not (line.startswith(b"{") and line.endswith(b"}")):
+        return False
+    try:
+        keys = json.loads(line).keys()
+    except (ValueError, RecursionError):
+        return True  # a broken row: the table reader reports it with its row number
+    return not {"protocolSection", "studies"} & set(keys)
+
+
+def _read_path(path: Path, max_bytes: int, *, id_field: str | None, text_field: str | None
+               ) -> Iterator[Document | IngestError]:
+    """JSONL is streamed a line at a time (a registry export is never held in memory, and
+    `max_bytes` limits one row); every other format is read whole (`max_bytes` limits the file)."""
+    from pipeline.ingest import table
+
+    if path.suffix.lower() == ".jsonl":
+        yield from table.read_jsonl_file(path, max_bytes, id_field=id_field, text_field=text_field)
+        return
+    raw = read_bytes(path, max_bytes)
+    if isinstance(raw, IngestError):
+        yield raw
+        return
+    yield from _read_file(path, raw, id_field=id_field, text_field=text_field)
+
+
+def _read_file(path: Path, raw: bytes, *, id_field: str | None, text_field: str | None
+               ) -> Iterator[Document | IngestError]:
+    from pipeline.ingest import ctgov, table, text
+
+    suffix = path.suffix.lower()
+    if suffix in TEXT_SUFFIXES:
+        yield text.read_text_document(path, raw)
+    elif suffix in JSON_SUFFIXES:
+        yield from ctgov.read_ctgov(path, raw)
+    elif suffix == ".csv":
+        yield from table.read_csv(path, raw, id_field=id_field, text_field=text_field)
+    else:
+        yield IngestError(str(path), f"unsupported file type {suffix or '(none)'!r}")
+
+
+def guarded_row(path: Path, row: int, build: Callable[[], Document | IngestError]) -> Document | IngestError:
+    """`build()` for one row or study: an unforeseen exception costs that row only, and says which."""
+    try:
+        return build()
+    except Exception as exc:
+        return IngestError(str(path), f"row {row}: unexpected {type(exc).__name__}: {_first_line(exc)}", row=row)
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else "(no message)"
 
 
 def read_bytes(path: Path, max_bytes: int) -> bytes | IngestError:
-    """The file's bytes, or an error for missing, empty, oversized or binary files."""
+    """The file's bytes, or an error for missing, non-regular, empty, oversized or binary files."""
     try:
-        size = path.stat().st_size
-        if size > max_bytes:
-            return IngestError(str(path), f"file is {size:,} bytes, over the {max_bytes:,}-byte limit (--max-bytes)")
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        return IngestError(str(path), "no such file or directory")
+        opened = open_input(path, max_bytes)
+        if isinstance(opened, IngestError):
+            return opened
+        with opened:
+            raw = opened.read()
     except OSError as exc:
         return IngestError(str(path), f"cannot read: {exc.strerror or exc}")
-    if not raw.strip():
-        return IngestError(str(path), "file is empty")
-    if b"\x00" in raw[:8192]:
+    return raw if raw.strip() else IngestError(str(path), "file is empty")
+
+
+def open_input(path: Path, max_bytes: int | None) -> BinaryIO | IngestError:
+    """The file opened for reading, or an error for a missing, non-regular, oversized (when
+    `max_bytes` is given) or binary file. A FIFO, socket or device is never opened: reading one
+    could block the run forever."""
+    try:
+        info = path.stat()
+        if not stat.S_ISREG(info.st_mode):
+            return IngestError(str(path), f"not a regular file ({_file_kind(info.st_mode)}): not read")
+        if max_bytes is not None and info.st_size > max_bytes:
+            return IngestError(str(path), f"file is {info.st_size:,} bytes, over the {max_bytes:,}-byte limit "
+                                          "(--max-bytes)")
+        handle = path.open("rb")
+    except FileNotFoundError:
+        detail = " (a broken symlink)" if path.is_symlink() else ""
+        return IngestError(str(path), f"no such file or directory{detail}")
+    except OSError as exc:
+        return IngestError(str(path), f"cannot read: {exc.strerror or exc}")
+    if b"\x00" in handle.peek(8192)[:8192]:
+        handle.close()
         return IngestError(str(path), "binary file (contains NUL bytes), not a text document")
-    return raw
+    return handle
+
+
+def _file_kind(mode: int) -> str:
+    kinds = ((stat.S_ISFIFO, "a FIFO"), (stat.S_ISSOCK, "a socket"), (stat.S_ISCHR, "a character device"),
+             (stat.S_ISBLK, "a block device"))
+    return next((name for test, name in kinds if test(mode)), "not a file")
 
 
 def decode(path: Path, raw: bytes) -> str | IngestError:

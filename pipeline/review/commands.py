@@ -22,22 +22,20 @@ def review(
     per_page: Annotated[int, typer.Option(help="Larger runs get an index page plus one page per document.")] = 200,
 ) -> None:
     """Review extracted records next to their source, against gold and another run."""
-    from pipeline.errors import ReviewError
-    from pipeline.review.page import load_gold, load_records, write_review
+    from pipeline.review.page import load_comments, load_gold, load_records, write_review
 
-    try:
-        records = load_records(outdir)
-        other = load_records(compare) if compare else None
-        if serve:
-            _serve(records, gold or gold_dir, other, host, port)
-            return
-        target = output or (outdir if outdir.is_dir() else outdir.parent) / "review.html"
-        written = write_review(records, target, load_gold(gold) if gold else None, other, per_page)
-    except ReviewError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from None
-    extra = f" (+{len(written) - 1} document pages)" if len(written) > 1 else ""
-    typer.echo(f"wrote {written[0]}{extra}: {len(records)} documents")
+    records = load_records(outdir)
+    other = load_records(compare) if compare else None
+    if serve:
+        _serve(records, gold or gold_dir, other, host, port)
+        return
+    target = output or (outdir if outdir.is_dir() else outdir.parent) / "review.html"
+    gold_records, comments = (load_gold(gold), load_comments(gold)) if gold else (None, None)
+    written = write_review(records, target, gold_records, other, per_page, comments)
+    pages = sum(1 for path in written[1:] if path.suffix == ".html")
+    extra = f" (+{pages} document pages)" if pages else ""
+    csv = next((f"; problems: {path}" for path in written if path.suffix == ".csv"), "")
+    typer.echo(f"wrote {written[0]}{extra}: {len(records)} documents{csv}")
 
 
 def _serve(records: list, gold_dir: Path, other: list | None, host: str, port: int) -> None:

@@ -3,7 +3,9 @@
 The records travel as JSON inside `<script type="application/json">` with every `<` written as
 `\\u003c`, so no document text can close the script block; the page script puts text into the DOM
 only through text nodes. Runs larger than `per_page` documents get an index page plus one page
-per document, so no single file grows without bound.
+per document, so no single file grows without bound; those pages share one copy of the script and
+stylesheet (`<stem>_docs/review.js`, `review.css`) instead of inlining them in each page. With gold,
+a CSV of every problem (`<stem>-problems.csv`, see `overview.py`) is written beside the page.
 """
 
 from __future__ import annotations
@@ -21,10 +23,11 @@ from typing import Any
 from pipeline.errors import EvaluateError, ReviewError
 from pipeline.evaluate.records import iter_record_lines, read_record_files
 from pipeline.review.diff import gold_diff, run_diff
+from pipeline.review.overview import problem_rows, problems_csv
 from pipeline.schema import TrialRecord
 
 PER_PAGE = 200
-
+ASSETS = ("review.js", "review.css")
 
 
 def load_records(path: Path) -> list[TrialRecord]:
@@ -48,9 +51,25 @@ def load_gold(folder: Path) -> dict[str, TrialRecord]:
         raise ReviewError(str(exc)) from None
 
 
-def doc_bundle(record: TrialRecord, gold: TrialRecord | None, other: TrialRecord | None) -> dict[str, Any]:
+def load_comments(folder: Path) -> dict[str, dict[str, Any]]:
+    """Reviewer comments saved by `--serve` in `<gold dir>/.comments/`, keyed by doc_id."""
+    comments = {}
+    for path in sorted((folder / ".comments").glob("*.json")):
+        try:
+            comment = json.loads(path.read_text(encoding="utf-8"))
+            comments[comment["doc_id"]] = comment
+        except (ValueError, KeyError, TypeError):
+            raise ReviewError(f"{path}: not a reviewer comment (JSON with doc_id and text)") from None
+    return comments
+
+
+def doc_bundle(
+    record: TrialRecord, gold: TrialRecord | None, other: TrialRecord | None, comment: dict[str, Any] | None = None
+) -> dict[str, Any]:
     """Everything the page needs to show one document."""
-    bundle: dict[str, Any] = {"record": record.model_dump(mode="json"), "gold": None, "compare": None}
+    bundle: dict[str, Any] = {
+        "record": record.model_dump(mode="json"), "gold": None, "compare": None, "comment": comment,
+    }
     if gold is not None:
         bundle["gold"] = {**gold_diff(record, gold), "record": gold.model_dump(mode="json")}
     if other is not None:
@@ -60,12 +79,13 @@ def doc_bundle(record: TrialRecord, gold: TrialRecord | None, other: TrialRecord
 
 def _problems(record: TrialRecord, bundle: dict[str, Any]) -> int:
     found = len(record.warnings)
-    for part in (bundle["gold"], bundle["compare"]):
-        if part is None:
-            continue
-        found += "error" in part
-        found += sum(1 for s in part.get("status", {}).values() if s not in ("tp", "same"))
-        found += len(part.get("missed", [])) + len(part.get("removed", []))
+    gold, compare = bundle["gold"], bundle["compare"]
+    if gold is not None:
+        found += "error" in gold
+        found += len(gold.get("problems", []))
+    if compare is not None:
+        found += "error" in compare
+        found += sum(1 for s in compare.get("status", {}).values() if s != "same") + len(compare.get("removed", []))
     return found
 
 
@@ -84,6 +104,8 @@ def doc_summary(record: TrialRecord, bundle: dict[str, Any], href: str | None = 
         "kinds": dict(Counter(c.kind for c in record.criteria)),
         "warnings": len(record.warnings),
         "problems": _problems(record, bundle),
+        "problem_kinds": dict(Counter(p["kind"] for p in gold.get("problems", []))) if gold else {},
+        "comment": bundle.get("comment"),
         "has_gold": gold is not None,
         "score": gold.get("relaxed") if gold else None,
         "strict": gold.get("strict") if gold else None,
@@ -95,16 +117,31 @@ def _static(name: str) -> str:
     return resources.files("pipeline.review").joinpath("static", name).read_text(encoding="utf-8")
 
 
-def render_page(payload: dict[str, Any]) -> str:
-    """The HTML text of one page; `payload` is embedded as JSON that cannot break out of its script block."""
+def _sha256(text: str) -> str:
+    return "sha256-" + base64.b64encode(hashlib.sha256(text.encode("utf-8")).digest()).decode("ascii")
+
+
+def render_page(payload: dict[str, Any], assets: str | None = None) -> str:
+    """The HTML text of one page; `payload` is embedded as JSON that cannot break out of its script block.
+
+    With `assets` (a relative folder, e.g. `review_docs/`) the page links the shared `review.js` and
+    `review.css` there instead of inlining them; the CSP then allows scripts from the page's own
+    origin only (subresource integrity cannot be checked on file:// pages)."""
     data = json.dumps(payload, ensure_ascii=False).replace("<", "\\u003c")
     script = "\n" + _static("review.js") + "\n"
-    digest = base64.b64encode(hashlib.sha256(script.encode("utf-8")).digest()).decode("ascii")
+    if assets is None:
+        style_tag, script_tag = f"<style>\n{_static('review.css')}\n</style>", f"<script>{script}</script>"
+        script_src, style_src = f"'{_sha256(script)}'", "'unsafe-inline'"
+    else:
+        style_tag = f'<link rel="stylesheet" href="{escape(assets)}review.css">'
+        script_tag = f'<script src="{escape(assets)}review.js"></script>'
+        script_src = style_src = "'self'"
     parts = {
         "__TITLE__": escape(payload.get("title", "trialstruct review")),
-        "__SCRIPT_SRC__": f"'sha256-{digest}'",
-        "/*__CSS__*/": _static("review.css"),
-        "\n/*__JS__*/\n": script,
+        "__SCRIPT_SRC__": script_src,
+        "__STYLE_SRC__": style_src,
+        "<!--__STYLE__-->": style_tag,
+        "<!--__SCRIPT__-->": script_tag,
         "__DATA__": data,
     }
     html = _static("template.html")
@@ -123,6 +160,8 @@ def page_payload(docs: list[dict[str, Any]], bundles: dict[str, Any], **extra: A
         "bundles": bundles,
         "has_gold": any(d["has_gold"] for d in docs),
         "has_compare": any(d["compare"] is not None for d in docs),
+        "problems": problem_rows(bundles),
+        "problems_csv": None,
     }
     payload.update(extra)
     return payload
@@ -138,31 +177,55 @@ def write_review(
     gold: dict[str, TrialRecord] | None = None,
     other: list[TrialRecord] | None = None,
     per_page: int = PER_PAGE,
+    comments: dict[str, dict[str, Any]] | None = None,
 ) -> list[Path]:
-    """Write the review page(s) and return the files written (index first)."""
-    gold = gold or {}
+    """Write the review page(s) and return the files written (index first; then the problems CSV
+    when there is gold, the shared assets when there are document pages)."""
+    gold, comments = gold or {}, comments or {}
     others = {r.doc_id: r for r in other} if other is not None else {}
-    bundles = {r.doc_id: doc_bundle(r, gold.get(r.doc_id), others.get(r.doc_id)) for r in records}
+    bundles = {
+        r.doc_id: doc_bundle(r, gold.get(r.doc_id), others.get(r.doc_id), comments.get(r.doc_id)) for r in records
+    }
     title = f"trialstruct review: {output.stem} ({len(records)} documents)"
     output.parent.mkdir(parents=True, exist_ok=True)
-    if len(records) <= per_page:
-        docs = [doc_summary(r, bundles[r.doc_id]) for r in records]
-        output.write_text(render_page(page_payload(docs, bundles, title=title)), encoding="utf-8")
-        return [output]
     folder = output.parent / f"{output.stem}_docs"
-    folder.mkdir(exist_ok=True)
     names = [_page_name(i, r.doc_id) for i, r in enumerate(records)]
-    docs = [doc_summary(r, bundles[r.doc_id], f"{folder.name}/{n}") for r, n in zip(records, names, strict=True)]
-    output.write_text(render_page(page_payload(docs, {}, title=title, mode="index")), encoding="utf-8")
-    written = [output]
+    paged = len(records) > per_page
+    docs = [
+        doc_summary(r, bundles[r.doc_id], f"{folder.name}/{n}" if paged else None)
+        for r, n in zip(records, names, strict=True)
+    ]
+    csv_path = output.with_name(f"{output.stem}-problems.csv") if gold else None
+    extra = {"title": title, "problems_csv": csv_path.name if csv_path else None}
+    if not paged:
+        output.write_text(render_page(page_payload(docs, bundles, **extra)), encoding="utf-8")
+        written = [output]
+    else:
+        folder.mkdir(exist_ok=True)
+        index = page_payload(docs, {}, mode="index", problems=problem_rows(bundles), **extra)
+        output.write_text(render_page(index, f"{folder.name}/"), encoding="utf-8")
+        written = [output, *_write_document_pages(records, bundles, folder, names, output.name, title)]
+        for name in ASSETS:
+            written.append(folder / name)
+            written[-1].write_text(_static(name), encoding="utf-8")
+    if csv_path:
+        csv_path.write_text(problems_csv(docs, bundles), encoding="utf-8")
+        written.append(csv_path)
+    return written
+
+
+def _write_document_pages(
+    records: list[TrialRecord], bundles: dict[str, Any], folder: Path, names: list[str], index: str, title: str
+) -> list[Path]:
+    written = []
     for i, record in enumerate(records):
         nav = {
-            "index": f"../{output.name}",
+            "index": f"../{index}",
             "prev": names[i - 1] if i else None,
             "next": names[i + 1] if i + 1 < len(names) else None,
         }
         summary = doc_summary(record, bundles[record.doc_id])
         payload = page_payload([summary], {record.doc_id: bundles[record.doc_id]}, title=title, mode="doc", nav=nav)
         written.append(folder / names[i])
-        written[-1].write_text(render_page(payload), encoding="utf-8")
+        written[-1].write_text(render_page(payload, ""), encoding="utf-8")
     return written

@@ -7,8 +7,8 @@ input order (`outputs`, which lists the files); `merge` recombines shard outputs
 """
 
 from pipeline.errors import RunError
-from pipeline.run.outputs import Failure, RunResult, atomic_write
+from pipeline.run.outputs import Failure, RunResult
 from pipeline.run.runner import process_document, run
 from pipeline.run.shard import Shard
 
-__all__ = ["Failure", "RunError", "RunResult", "Shard", "atomic_write", "process_document", "run"]
+__all__ = ["Failure", "RunError", "RunResult", "Shard", "process_document", "run"]

@@ -6,13 +6,20 @@ SIGKILL-ed process needs; the file is fsync'ed at most once a second (and on clo
 loss costs at most a second of finished documents, which the rerun redoes.
 
 `OUTDIR/.parts/<config hash>.jsonl` holds, per line, a small JSON header (document key, cache
-keys, usage), a tab, then the record's JSON exactly as it goes into records.jsonl (compact JSON
-never contains a raw tab). A rerun with the same configuration skips every document found here;
-a line torn by a crash is cut off before anything is appended.
+keys, usage, counts), a tab, then the record's JSON exactly as it goes into records.jsonl (compact
+JSON never contains a raw tab). A rerun with the same configuration skips every document found
+here; a line torn by a crash is cut off before anything is appended.
+
+Once a run completes, its records are in records.jsonl, so the journal is compacted to an index:
+the same headers, each pointing at its line of records.jsonl instead of holding a copy (a finished
+HINT run keeps 1 MB here instead of a second 144 MB). The index names the size and modification
+time of the records.jsonl it points into; if that file changed since, the index is ignored and the
+documents are redone.
 """
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import os
@@ -22,73 +29,121 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from pipeline.errors import RunError
+from pipeline.errors import OutputError, RunError
+from pipeline.files import atomic_write
 
 PARTS_DIR = ".parts"
 SYNC_INTERVAL = 1.0
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Done:
-    """Where a finished document's record sits in the journal, and what producing it used."""
+    """Where a finished document's record sits (journal, or records.jsonl once compacted), what
+    producing it used, and its counts (criteria, entities, warnings)."""
 
     offset: int
     length: int
     keys: tuple[str, ...]
-    usage: dict[str, int]
+    usage: dict[str, int] | None
+    counts: tuple[int, int, int]
+    warnings: tuple[str, ...] = ()
+    path: str | None = None  # the source path the record carries
+    in_records: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Indexed:
+    """A finished document's place in a freshly written records.jsonl (for `Journal.compact`)."""
+
+    doc_key: str
+    offset: int
+    length: int
+    path: str
 
 
 class Journal:
     """Append-only log of finished documents, indexed by document key; holds the OUTDIR lock while open."""
 
-    def __init__(self, outdir: Path, config_hash: str) -> None:
+    def __init__(self, outdir: Path, config_hash: str, records_file: Path) -> None:
         self.path = outdir / PARTS_DIR / f"{config_hash}.jsonl"
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._lock = _lock_outdir(outdir)
-        self.done: dict[str, Done] = {}
-        self._load()
-        self._handle = self.path.open("ab")
+        self.records_file = records_file
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._lock = _lock_outdir(outdir)
+            self.done: dict[str, Done] = {}
+            self._load()
+            self._handle = self.path.open("ab")
+        except OSError as exc:
+            raise OutputError(f"{outdir}: cannot write: {exc.strerror or exc}") from exc
         self._synced_at = time.monotonic()
 
     def _load(self) -> None:
         if not self.path.exists():
             return
-        good = 0
+        good, records_identity = 0, None
         with self.path.open("rb") as handle:
             for line in handle:
                 parsed = _parse(line, good)
                 if parsed is None:
                     break
-                self.done.setdefault(*parsed)
                 good += len(line)
+                if isinstance(parsed, dict):
+                    records_identity = parsed
+                    continue
+                key, done = parsed
+                if not done.in_records or records_identity == _identity(self.records_file):
+                    self.done.setdefault(key, done)
         if good < self.path.stat().st_size:
             os.truncate(self.path, good)
 
-    def append(self, doc_key: str, record_line: str, keys: Iterable[str], usage: dict[str, int]) -> None:
+    def append(self, doc_key: str, record_line: str, keys: Iterable[str], usage: dict[str, int] | None,
+               counts: tuple[int, int, int], warnings: tuple[str, ...] = (), path: str | None = None) -> None:
         """Add a finished document; it survives a kill of this process once this returns."""
-        header = json.dumps({"doc": doc_key, "keys": sorted(keys), "usage": usage}, separators=(",", ":")).encode()
+        header = _header(doc_key, sorted(keys), usage, counts, warnings, path)
         record = record_line.encode()
-        offset = self._handle.tell()
-        self._handle.write(header + b"\t" + record + b"\n")
-        self._handle.flush()
-        if time.monotonic() - self._synced_at >= SYNC_INTERVAL:
-            self._sync()
-        self.done.setdefault(doc_key, Done(offset + len(header) + 1, len(record), tuple(sorted(keys)), usage))
+        try:
+            offset = self._handle.tell()
+            self._handle.write(header + b"\t" + record + b"\n")
+            self._handle.flush()
+            if time.monotonic() - self._synced_at >= SYNC_INTERVAL:
+                self._sync()
+        except OSError as exc:
+            raise OutputError(f"{self.path}: cannot write: {exc.strerror or exc}") from exc
+        self.done.setdefault(doc_key, Done(offset + len(header) + 1, len(record), tuple(sorted(keys)), usage, counts,
+                                           warnings, path))
 
     def record_lines(self, doc_keys: Iterable[str]) -> Iterator[str]:
-        """The journaled record JSON of each key, in the order given."""
-        with self.path.open("rb") as handle:
+        """The record JSON of each key, in the order given."""
+        with self.path.open("rb") as journal, _open_if_exists(self.records_file) as records:
             for key in doc_keys:
                 done = self.done[key]
-                handle.seek(done.offset)
-                yield handle.read(done.length).decode()
+                source = records if done.in_records else journal
+                source.seek(done.offset)
+                yield source.read(done.length).decode()
+
+    def compact(self, index: list[Indexed]) -> None:
+        """Replace the journal by an index into the records.jsonl just written (see the module doc)."""
+        identity = json.dumps(_identity(self.records_file), separators=(",", ":"))
+
+        def lines() -> Iterator[str]:
+            yield identity + "\n"
+            for item in index:
+                done = self.done[item.doc_key]
+                header = _header(item.doc_key, list(done.keys), done.usage, done.counts, done.warnings, item.path,
+                                 at=(item.offset, item.length))
+                yield header.decode() + "\n"
+
+        self._handle.close()
+        atomic_write(self.path, lines())
+        self._handle = self.path.open("ab")
 
     def _sync(self) -> None:
         os.fsync(self._handle.fileno())
         self._synced_at = time.monotonic()
 
     def close(self) -> None:
-        self._sync()
+        with contextlib.suppress(OSError):  # a full disk was reported by append; flushed lines stay
+            self._sync()
         self._handle.close()
         self._lock.close()
 
@@ -97,6 +152,30 @@ class Journal:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+
+def _header(doc_key: str, keys: list[str], usage: dict[str, int] | None, counts: tuple[int, int, int],
+            warnings: tuple[str, ...] = (), path: str | None = None, at: tuple[int, int] | None = None) -> bytes:
+    fields: dict[str, Any] = {"doc": doc_key, "keys": keys, "usage": usage, "n": list(counts)}
+    if warnings:
+        fields["w"] = list(warnings)
+    if path is not None:
+        fields["p"] = path
+    if at is not None:
+        fields["at"] = list(at)
+    return json.dumps(fields, separators=(",", ":")).encode()
+
+
+def _identity(path: Path) -> dict[str, int] | None:
+    try:
+        stat = path.stat()
+    except FileNotFoundError:
+        return None
+    return {"records_size": stat.st_size, "records_mtime_ns": stat.st_mtime_ns}
+
+
+def _open_if_exists(path: Path) -> Any:
+    return path.open("rb") if path.exists() else contextlib.nullcontext()
 
 
 def _lock_outdir(outdir: Path) -> BinaryIO:
@@ -110,14 +189,33 @@ def _lock_outdir(outdir: Path) -> BinaryIO:
     return handle
 
 
-def _parse(line: bytes, offset: int) -> tuple[str, Done] | None:
-    """A complete journal line as (document key, Done), or None for a torn or garbled one."""
-    head, tab, record = line.partition(b"\t")
-    if not tab or not record.endswith(b"\n"):
+def _parse(line: bytes, offset: int) -> tuple[str, Done] | dict[str, Any] | None:
+    """A complete journal line as (document key, Done), an index's records identity, or None for a
+    torn or garbled line."""
+    if not line.endswith(b"\n"):
         return None
+    head, tab, record = line.partition(b"\t")
     try:
         header: dict[str, Any] = json.loads(head)
+        if "records_size" in header:
+            return header
+        counts, warnings = _summary(header, record)
+        keys, usage, path = tuple(header["keys"]), header["usage"], header.get("p")
+        if not tab:
+            offset_in_records, length = header["at"]
+            return header["doc"], Done(offset_in_records, length, keys, usage, counts, warnings, path, in_records=True)
         json.loads(record)
-        return header["doc"], Done(offset + len(head) + 1, len(record) - 1, tuple(header["keys"]), header["usage"])
+        return header["doc"], Done(offset + len(head) + 1, len(record) - 1, keys, usage, counts, warnings, path)
     except (ValueError, KeyError, TypeError):
         return None
+
+
+def _summary(header: dict[str, Any], record_line: bytes) -> tuple[tuple[int, int, int], tuple[str, ...]]:
+    """(criteria, entities, warnings) counts and warning texts, from the header, or from the record
+    for a line journaled before headers carried them."""
+    if "n" in header:
+        criteria, entities, warnings = header["n"]
+        return (criteria, entities, warnings), tuple(header.get("w", ()))
+    record = json.loads(record_line)
+    counts = len(record["criteria"]), sum(len(c["entities"]) for c in record["criteria"]), len(record["warnings"])
+    return counts, tuple(record["warnings"])

@@ -14,25 +14,20 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from pipeline.run.outputs import (
-    ERRORS,
-    KEYS_FILE,
-    MANIFEST,
-    POSITIONS,
-    RECORDS,
-    RunError,
-    atomic_write,
-    read_json,
-    write_json,
-)
+from pipeline.cache.recording import KEYS_FILE
+from pipeline.errors import OutputError, RunError
+from pipeline.files import atomic_write, read_json, write_json
+from pipeline.run.outputs import ERRORS, MANIFEST, POSITIONS, RECORDS
+
+COMPLETE_RUN = "not the output directory of a complete `trialstruct run`"
 
 
 def merge(parts: list[Path], out: Path) -> dict[str, Any]:
     """Write the merged outputs of shard directories `parts` into `out`; returns its manifest."""
     try:
-        manifests = [read_json(part / MANIFEST) for part in parts]
-        positions = [read_json(part / POSITIONS) for part in parts]
-    except ValueError as exc:
+        manifests = [read_json(part / MANIFEST, COMPLETE_RUN) for part in parts]
+        positions = [read_json(part / POSITIONS, COMPLETE_RUN) for part in parts]
+    except OutputError as exc:
         raise RunError(str(exc)) from None
     check_shards(parts, manifests)
     out.mkdir(parents=True, exist_ok=True)
@@ -99,5 +94,6 @@ def merged_manifest(manifests: list[dict[str, Any]], keys: int) -> dict[str, Any
                          "seconds": m["seconds"]} for m in shards],
         "counts": _summed([m["counts"] for m in manifests]),
         "usage": _summed([m["usage"] for m in manifests]),
+        "warnings": dict(sum((Counter(m.get("warnings", {})) for m in manifests), Counter()).most_common()),
         "cache": cache,
     }

@@ -9,44 +9,31 @@ OUTDIR/cache-keys.txt  the model-cache entries the records came from (`cache exp
 
 from __future__ import annotations
 
-import json
-import os
-import tempfile
+import re
 import uuid
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
+
+from pydantic_core import to_json
 
 from pipeline import __version__
+from pipeline.cache.recording import KEYS_FILE
 from pipeline.extract import Usage
+from pipeline.files import atomic_write, write_json
+from pipeline.pricing import load_prices, run_cost
+from pipeline.run.journal import Indexed, Journal
+from pipeline.run.plan import Failure, Planned
 from pipeline.schema import SCHEMA_VERSION
-
-if TYPE_CHECKING:
-    from pipeline.run.journal import Journal
-    from pipeline.run.runner import Planned
 
 RECORDS = "records.jsonl"
 ERRORS = "errors.jsonl"
 MANIFEST = "manifest.json"
 POSITIONS = "positions.json"
-KEYS_FILE = "cache-keys.txt"
+OUTPUT_FILES = (RECORDS, ERRORS, MANIFEST, POSITIONS, KEYS_FILE)
 
-
-
-@dataclass
-class Failure:
-    path: str
-    stage: str
-    error: str
-    doc_id: str | None = None
-
-    def line(self) -> str:
-        name = f"{self.path} ({self.doc_id})" if self.doc_id and self.doc_id not in self.path else self.path
-        return f"{name}: {self.stage}: {self.error}"
-
-    def json_line(self) -> str:
-        return json.dumps(vars(self), ensure_ascii=False) + "\n"
 
 
 @dataclass
@@ -58,12 +45,35 @@ class Counts:
     entities: int = 0
     warnings: int = 0
 
-    def add_line(self, line: str) -> None:
-        record = json.loads(line)
+    warning_kinds: Counter[str] = field(default_factory=Counter)
+
+    def add(self, counts: tuple[int, int, int], warnings: tuple[str, ...]) -> None:
+        """One record's counts and warnings, taken when it was made, never re-parsed."""
         self.records += 1
-        self.criteria += len(record["criteria"])
-        self.entities += sum(len(c["entities"]) for c in record["criteria"])
-        self.warnings += len(record["warnings"])
+        self.criteria += counts[0]
+        self.entities += counts[1]
+        self.warnings += counts[2]
+        self.warning_kinds.update(warning_kind(w) for w in warnings)
+
+
+def respelled(line: str, journaled: str | None, current: str) -> str:
+    """A journaled record line with its source path as this run spells the input.
+
+    The path is the record's first `"source":{"path":` (compact JSON escapes every quote inside
+    strings, so no text can imitate it), encoded by the serializer that wrote the record.
+    """
+    if journaled is None or journaled == current:
+        return line
+    old = '"source":{"path":' + to_json(journaled).decode()
+    new = '"source":{"path":' + to_json(current).decode()
+    return line.replace(old, new, 1)
+
+
+def warning_kind(warning: str) -> str:
+    """A warning with its particulars (quoted text, criterion ids, numbers) masked, for counting alike ones."""
+    masked = re.sub(r"'[^']*'|\"[^\"]*\"", "'…'", warning)
+    masked = re.sub(r"\b(inc|exc)-\d+(\.\d+)*\b", "ID", masked)
+    return re.sub(r"\d+(\.\d+)?", "N", masked)
 
 
 @dataclass
@@ -78,46 +88,12 @@ class RunResult:
     usage: Usage = field(default_factory=Usage)
     cache_hits: int = 0
     cache_misses: int = 0
-    interrupted: bool = False
+    interrupted_by: int | None = None  # the signal that stopped the run early
     seconds: float = 0.0
 
-
-def _umask() -> int:
-    current = os.umask(0)
-    os.umask(current)
-    return current
-
-
-FILE_MODE = 0o666 & ~_umask()
-
-
-def atomic_write(path: Path, content: str | Iterable[str]) -> None:
-    """Write to a temporary file in the same directory, fsync, then rename over `path`."""
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        os.fchmod(handle, FILE_MODE)
-        with os.fdopen(handle, "w", encoding="utf-8", newline="") as stream:
-            for chunk in [content] if isinstance(content, str) else content:
-                stream.write(chunk)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-
-
-def write_json(path: Path, data: Any, indent: int | None = 2) -> None:
-    atomic_write(path, json.dumps(data, indent=indent, ensure_ascii=False) + "\n")
-
-
-def read_json(path: Path) -> Any:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ValueError(f"{path}: missing (not the output directory of a complete `trialstruct run`)") from None
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"{path}: invalid JSON at line {exc.lineno}: {exc.msg}") from None
+    @property
+    def interrupted(self) -> bool:
+        return self.interrupted_by is not None
 
 
 def run_manifest(result: RunResult, context: dict[str, Any], keys: int,
@@ -132,14 +108,17 @@ def run_manifest(result: RunResult, context: dict[str, Any], keys: int,
         "seconds": round(result.seconds, 3),
         "docs_per_second": round(result.documents / result.seconds, 1) if result.seconds else None,
         "backend": result.backend,
-        **{k: context[k] for k in ("provenance", "config", "config_hash", "shard")},
+        **{k: context[k] for k in ("provenance", "config", "config_hash", "shard", "limit")},
         "counts": {
             "documents": result.documents,
             "resumed": result.resumed,
-            **asdict(result.counts),
+            **{k: v for k, v in asdict(result.counts).items() if k != "warning_kinds"},
             "errors": len(result.failures),
         },
+        "warnings": dict(result.counts.warning_kinds.most_common()),
         "usage": asdict(result.usage),
+        "cost": run_cost(result.usage, result.documents, context["provenance"].get("model"), load_prices())
+        if result.usage.calls else None,
         "usage_per_document": per_document or {},
         "cache": {**context["cache"], "hits": result.cache_hits, "misses": result.cache_misses,
                   "keys_file": KEYS_FILE, "keys": keys},
@@ -148,16 +127,24 @@ def run_manifest(result: RunResult, context: dict[str, Any], keys: int,
 
 def write_run(outdir: Path, planned: list[Planned], journal: Journal, failures: dict[int, Failure],
               result: RunResult, context: dict[str, Any]) -> None:
-    """Assemble the outputs from the journal in input order; an interrupted run writes only its manifest."""
+    """Assemble the outputs from the journal in input order.
+
+    An interrupted run writes what it finished (its manifest says `interrupted`, and a rerun
+    completes it); a complete run then compacts its journal into an index of records.jsonl.
+    """
     result.failures = [failures[position] for position in sorted(failures)]
-    if result.interrupted:
-        write_json(outdir / MANIFEST, run_manifest(result, context, 0))
-        return
-    finished = [p for p in planned if p.document is not None and p.key in journal.done]
+    finished = [p for p in planned if p.key in journal.done]
+    index: list[Indexed] = []
 
     def lines() -> Iterable[str]:
-        for line in journal.record_lines(p.key for p in finished):
-            result.counts.add_line(line)
+        offset = 0
+        for item, line in zip(finished, journal.record_lines(p.key for p in finished), strict=True):
+            done = journal.done[item.key]
+            result.counts.add(done.counts, done.warnings)
+            line = respelled(line, done.path, item.path)
+            size = len(line.encode())
+            index.append(Indexed(item.key, offset, size, item.path))
+            offset += size + 1
             yield line + "\n"
 
     atomic_write(outdir / RECORDS, lines())
@@ -165,5 +152,7 @@ def write_run(outdir: Path, planned: list[Planned], journal: Journal, failures: 
     write_json(outdir / POSITIONS, {"records": [p.position for p in finished], "errors": sorted(failures)}, None)
     keys = sorted({key for p in finished for key in journal.done[p.key].keys})
     atomic_write(outdir / KEYS_FILE, (f"{key}\n" for key in keys))
-    per_document = {p.document.doc_id: usage for p in finished if any((usage := journal.done[p.key].usage).values())}
+    per_document = {p.doc_id: usage for p in finished if (usage := journal.done[p.key].usage) and any(usage.values())}
     write_json(outdir / MANIFEST, run_manifest(result, context, len(keys), per_document))
+    if not result.interrupted:
+        journal.compact(index)

@@ -5,27 +5,24 @@ from __future__ import annotations
 from types import TracebackType
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeRemainingColumn
+from rich.progress import Progress, TaskID, TextColumn
 
 
 class RunProgress:
-    """docs done/total, docs/s, ETA, tokens, cache hits and errors."""
+    """docs done, docs/s, tokens, cache hits and errors (inputs are streamed: no total is known)."""
 
-    def __init__(self, total: int, done: int, enabled: bool = True) -> None:
+    def __init__(self, enabled: bool = True) -> None:
         console = Console(stderr=True)
         self.progress = Progress(
             TextColumn("[bold]extract"),
-            BarColumn(),
-            MofNCompleteColumn(),
+            TextColumn("{task.completed:,.0f} docs"),
             TextColumn("{task.fields[rate]} docs/s"),
-            TextColumn("ETA"),
-            TimeRemainingColumn(),
             TextColumn("{task.fields[tokens]:,} tokens · {task.fields[hits]:,} cache hits"),
             TextColumn("· {task.fields[errors]} errors"),
             console=console,
             disable=not (enabled and console.is_terminal),
         )
-        self.task: TaskID = self.progress.add_task("run", total=total, completed=done, rate="-", tokens=0, hits=0,
+        self.task: TaskID = self.progress.add_task("run", total=None, rate="-", tokens=0, hits=0,
                                                     errors=0)
         self.tokens = self.hits = self.errors = 0
 

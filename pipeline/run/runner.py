@@ -10,47 +10,36 @@ rerun gives the same bytes as one that was never interrupted.
 from __future__ import annotations
 
 import hashlib
+import multiprocessing
+import os
 import signal
 import threading
 import time
-from collections import deque
-from collections.abc import Iterator
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from collections.abc import Callable, Iterator
+from concurrent.futures import FIRST_COMPLETED, Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor, wait
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
+from pydantic_core import PydanticSerializationError
+
 from pipeline.cache import CacheMiss, ModelCache, canonical_json, collect_keys, open_cache
 from pipeline.config import RunConfig
-from pipeline.errors import IngestError
+from pipeline.errors import ExtractError, OutputError, TrialstructError, UnexpectedError, in_stage
 from pipeline.extract import Backend, Usage, load_backend, resolve_backend_name
+from pipeline.files import remove_stray_temporaries
 from pipeline.ingest import Document, iter_documents
 from pipeline.run.journal import Journal
 from pipeline.run.limits import RateLimiter
-from pipeline.run.outputs import Failure, RunResult, write_run
+from pipeline.run.outputs import OUTPUT_FILES, RECORDS, RunResult, write_run
+from pipeline.run.plan import Failure, Planned, plan
 from pipeline.run.progress import RunProgress
 from pipeline.run.shard import Shard
 from pipeline.schema import SCHEMA_VERSION, TrialRecord
 from pipeline.segment import segment
-
-# Settings that change how fast or where a run goes, never what it writes: a rerun that
-# changes only these resumes the same journal.
-EXECUTION_ONLY = frozenset({
-    "timeout", "max_transport_retries", "cache_dir", "cache_mode", "concurrency", "requests_per_minute",
-    "tokens_per_minute",
-})
-
-
-@dataclass
-class Planned:
-    """One input item with its position among all inputs (before sharding)."""
-
-    position: int
-    document: Document | None = None
-    failure: Failure | None = None
-    key: str = ""
 
 
 @dataclass
@@ -61,63 +50,60 @@ class Outcome:
     offline_miss: bool = False
     usage: Usage = field(default_factory=Usage)
     keys: set[str] = field(default_factory=set)
-
-
-def document_key(document: Document) -> str:
-    """SHA-256 of everything segmentation reads, so an edited input is never taken from the journal."""
-    parts = {
-        f.name: value.model_dump(mode="json") if hasattr(value, "model_dump") else value
-        for f in fields(document)
-        for value in [getattr(document, f.name)]
-    }
-    return hashlib.sha256(canonical_json(parts).encode("utf-8")).hexdigest()
+    counts: tuple[int, int, int] = (0, 0, 0)
+    warnings: tuple[str, ...] = ()
 
 
 def config_hash(config: RunConfig, backend: Backend) -> str:
     """Identity of everything that decides a record's content (backend, model, prompt, settings)."""
-    settings = {k: v for k, v in config.public_dict().items() if k not in EXECUTION_ONLY}
+    settings = config.output_settings()
     identity = {"settings": settings, "provenance": backend.provenance().model_dump(mode="json"),
                 "schema": SCHEMA_VERSION}
     return hashlib.sha256(canonical_json(identity).encode("utf-8")).hexdigest()[:16]
 
 
-def plan(items: list[Document | IngestError], shard: Shard | None) -> list[Planned]:
-    """Number every item, keep this shard's, and turn ingest errors and duplicate ids into failures."""
-    planned: list[Planned] = []
-    seen: dict[str, str] = {}
-    for position, item in enumerate(items):
-        name = (item.doc_id or item.path) if isinstance(item, IngestError) else item.doc_id
-        if shard is not None and not shard.owns(name):
-            continue
-        if isinstance(item, IngestError):
-            planned.append(Planned(position, failure=Failure(item.path, "ingest", item.message, item.doc_id)))
-        elif item.doc_id in seen:
-            message = f"duplicate doc_id {item.doc_id!r} (first in {seen[item.doc_id]})"
-            planned.append(Planned(position, failure=Failure(item.source.path, "ingest", message, item.doc_id)))
-        else:
-            seen[item.doc_id] = item.source.path
-            planned.append(Planned(position, document=item, key=document_key(item)))
-    return planned
-
-
 def process_document(document: Document, backend: Backend) -> tuple[TrialRecord, Usage]:
-    """One document through segment and extract; exceptions propagate to the caller."""
-    record = segment(document)
-    extraction = backend.extract(record)
-    return extraction.record.model_copy(update={"provenance": backend.provenance()}), extraction.usage
+    """One document through segment and extract; errors carry the stage that raised them."""
+    record, _, usage = _process(document, backend)
+    return record, usage
+
+
+def _process(document: Document, backend: Backend) -> tuple[TrialRecord, str, Usage]:
+    """The record, its JSON line and its cost.
+
+    The record contract is checked here, once, on whatever the backend returned (backends may
+    build records with `model_copy`, which skips validation): every span exact and every id
+    unique (`check_contract`), every field of its declared type (serialising refuses any other).
+    """
+    with in_stage("segment"):
+        segmented = segment(document)
+    with in_stage("extract"):
+        extraction = backend.extract(segmented)
+        record = extraction.record.model_copy(update={"provenance": backend.provenance()})
+        try:
+            line = record.model_dump_json(warnings="error")
+            record.check_contract()
+        except (ValueError, TypeError, PydanticSerializationError) as exc:
+            problem = " ".join(str(exc).split())[:400]
+            raise ExtractError(f"backend {backend.name!r} returned an invalid record: {problem}") from exc
+    return record, line, extraction.usage
 
 
 def process(planned: Planned, backend: Backend) -> Outcome:
-    """`process_document` for the pool: any exception becomes this document's failure."""
+    """`_process` for the pool: any exception becomes this document's failure, named by its stage."""
     document = planned.document
+    assert document is not None
     with collect_keys() as keys:
         try:
-            record, usage = process_document(document, backend)
-            return Outcome(planned, record_line=record.model_dump_json(), usage=usage, keys=set(keys))
+            record, line, usage = _process(document, backend)
+            counts = (len(record.criteria), len(record.entities()), len(record.warnings))
+            return Outcome(planned, record_line=line, usage=usage, keys=set(keys), counts=counts,
+                           warnings=tuple(record.warnings))
         except Exception as exc:  # one bad document must not stop the batch
-            stage = "segment" if "segment" in type(exc).__module__ else "extract"
-            message = f"{type(exc).__name__}: {exc}".splitlines()[0]
-            failure = Failure(document.source.path, stage, message, document.doc_id)
+            stage = exc.stage if isinstance(exc, TrialstructError) else "run"
+            message = str(exc) if isinstance(exc, UnexpectedError) else f"{type(exc).__name__}: {exc}"
+            source = document.source
+            failure = Failure(source.path, stage, message.splitlines()[0], document.doc_id, source.row)
             return Outcome(planned, failure=failure, offline_miss=_caused_by(exc, CacheMiss),
                            usage=getattr(exc, "usage", None) or Usage(), keys=set(keys))
 
@@ -132,33 +118,102 @@ def _caused_by(exc: BaseException | None, kind: type[BaseException]) -> bool:
     return False
 
 
+_WORKER_BACKEND: Backend | None = None
+_WORKER_DEADLINE = 0.0
+
+
+class DocumentTimeout(TrialstructError):
+    """A document took longer than --document-timeout in a worker process (reported by the runner,
+    whose deadline it is)."""
+
+    stage = "run"
+
+
+def _start_worker(backend: Backend, deadline: float) -> None:
+    """In a worker process: keep the backend (inherited, already loaded), leave signals to the
+    parent (it finishes or abandons the documents in flight) and end when the parent is gone, even
+    killed with SIGKILL, so no orphan is left holding the run's files or pipes."""
+    global _WORKER_BACKEND, _WORKER_DEADLINE
+    _WORKER_BACKEND, _WORKER_DEADLINE = backend, deadline
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGALRM, _out_of_time)
+    parent = os.getppid()
+    threading.Thread(target=_exit_with_parent, args=(parent,), daemon=True, name="parent-watch").start()
+
+
+def _exit_with_parent(parent: int) -> None:
+    while os.getppid() == parent:
+        time.sleep(0.2)
+    os._exit(1)
+
+
+def _out_of_time(signum: int, frame: object) -> None:
+    raise DocumentTimeout(f"took longer than {_WORKER_DEADLINE:g} s (--document-timeout); the run went on")
+
+
+def _process_in_worker(planned: Planned) -> Outcome:
+    """`process` with a deadline: a document that runs away (a pathological input) fails alone."""
+    assert _WORKER_BACKEND is not None
+    try:
+        signal.setitimer(signal.ITIMER_REAL, _WORKER_DEADLINE)
+        outcome = process(planned, _WORKER_BACKEND)
+    except DocumentTimeout as exc:  # fired outside the document's own guard
+        row = planned.document.source.row if planned.document is not None else None
+        outcome = Outcome(planned, failure=Failure(planned.path, exc.stage, f"{type(exc).__name__}: {exc}",
+                                                   planned.doc_id, row))
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+    outcome.planned.document = None  # not sent back: the parent has it already
+    return outcome
+
+
+class Stop:
+    """Set by the first SIGINT or SIGTERM: finish the documents in flight, write what is done, stop.
+
+    A second SIGINT raises KeyboardInterrupt at once and a second SIGTERM ends the process (the
+    finished documents are journaled either way, so a rerun resumes).
+    """
+
+    def __init__(self) -> None:
+        self.event = threading.Event()
+        self.signal: int | None = None
+
+    def is_set(self) -> bool:
+        return self.event.is_set()
+
+    def wait(self, seconds: float) -> None:
+        self.event.wait(seconds)
+
+    def receive(self, signum: int, frame: object) -> None:
+        self.signal = signum
+        self.event.set()
+        signal.signal(signum, signal.default_int_handler if signum == signal.SIGINT else signal.SIG_DFL)
+
+
 @contextmanager
-def stop_on_sigint() -> Iterator[threading.Event]:
-    """The first Ctrl-C sets the event (finish what is in flight, then stop); a second one raises
-    KeyboardInterrupt at once (finished documents are already journaled)."""
-    stop = threading.Event()
+def stop_on_signals() -> Iterator[Stop]:
+    stop = Stop()
     if threading.current_thread() is not threading.main_thread():
         yield stop
         return
-
-    def first(signum: int, frame: object) -> None:
-        stop.set()
-        signal.signal(signal.SIGINT, signal.default_int_handler)
-
-    previous = signal.signal(signal.SIGINT, first)
+    previous = {signum: signal.signal(signum, stop.receive) for signum in (signal.SIGINT, signal.SIGTERM)}
     try:
         yield stop
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 class Runner:
-    """One run into one output directory."""
+    """One run into one output directory, streaming: inputs are read one at a time, at most
+    `concurrency` documents are in flight, and only a small `Planned` per input is kept."""
 
-    def __init__(self, config: RunConfig, outdir: Path, shard: Shard | None, show_progress: bool) -> None:
+    def __init__(self, config: RunConfig, outdir: Path, shard: Shard | None, show_progress: bool,
+                 limit: int | None = None) -> None:
         self.config = config
         self.outdir = outdir
         self.shard = shard
+        self.limit = limit
         self.show_progress = show_progress
         self.backend = load_backend(config)
         self.cache: ModelCache = open_cache(config)
@@ -170,17 +225,12 @@ class Runner:
     def run(self, inputs: list[Path]) -> RunResult:
         started, started_at = time.perf_counter(), datetime.now(UTC)
         hits, misses = self.cache.hits, self.cache.misses
-        items = list(iter_documents(inputs, id_field=self.config.id_field, text_field=self.config.text_field,
-                                    max_bytes=self.config.max_bytes))
-        planned = plan(items, self.shard)
-        self.outdir.mkdir(parents=True, exist_ok=True)
-        with Journal(self.outdir, config_hash(self.config, self.backend)) as journal:
-            documents = [p for p in planned if p.document is not None]
-            todo = [p for p in documents if p.key not in journal.done]
-            self.failures = {p.position: p.failure for p in planned if p.failure is not None}
-            self.result.documents, self.result.resumed = len(documents), len(documents) - len(todo)
-            self.extract_all(todo, journal)
-            self.result.finished = sum(p.key in journal.done for p in documents)
+        items = iter_documents(inputs, id_field=self.config.id_field, text_field=self.config.text_field,
+                               max_bytes=self.config.max_bytes)
+        _make_outdir(self.outdir)
+        remove_stray_temporaries(self.outdir, OUTPUT_FILES)
+        with Journal(self.outdir, config_hash(self.config, self.backend), self.outdir / RECORDS) as journal:
+            planned = self.extract_all(self.limited(plan(items, self.shard)), journal)
             self.result.offline_missing = [self.failures[position] for position in sorted(self.offline_misses)]
             self.result.cache_hits = self.cache.hits - hits
             self.result.cache_misses = self.cache.misses - misses
@@ -189,47 +239,97 @@ class Runner:
                       self.manifest_context(inputs, started_at, journal.path.stem))
         return self.result
 
-    def extract_all(self, todo: list[Planned], journal: Journal) -> None:
+    def limited(self, stream: Iterator[Planned]) -> Iterator[Planned]:
+        """The planned inputs up to the `limit`-th document (failed inputs do not count)."""
+        documents = 0
+        for planned in stream:
+            if self.limit is not None and documents >= self.limit:
+                return
+            documents += planned.failure is None
+            yield planned
+
+    def executor(self) -> tuple[Executor, int, Callable[[Planned], Outcome]]:
+        """The pool, how many documents to keep in flight, and the task to give it.
+
+        CPU-bound backends run in worker processes (one per core by default), forked after the
+        backend is loaded so its lexicon is shared; model backends wait on I/O, so threads do.
+        """
+        cpu_bound = getattr(self.backend, "cpu_bound", False)  # optional for plugins: I/O-bound unless said
+        if cpu_bound or (self.config.workers or 1) > 1:
+            workers = self.config.workers or os.cpu_count() or 1
+            pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"),
+                                       initializer=_start_worker, initargs=(self.backend, self.config.document_timeout))
+            return pool, 2 * workers, _process_in_worker
         width = max(1, self.config.concurrency)
-        queue = deque(todo)
-        pool = ThreadPoolExecutor(width, thread_name_prefix="extract")
+        return ThreadPoolExecutor(width, thread_name_prefix="extract"), width, partial(process, backend=self.backend)
+
+    def extract_all(self, stream: Iterator[Planned], journal: Journal) -> list[Planned]:
+        """Process the planned inputs in order of arrival; returns every input seen, in input order."""
+        pool, width, task = self.executor()
+        seen: list[Planned] = []
         try:
-            with stop_on_sigint() as stop, RunProgress(self.result.documents, self.result.resumed,
-                                                       self.show_progress) as bar:
-                self.drain(queue, pool, journal, stop, bar)
-        except KeyboardInterrupt:  # the second Ctrl-C: leave the documents in flight behind
+            with stop_on_signals() as stop, RunProgress(self.show_progress) as bar:
+                self.feed(stream, seen, pool, width, task, journal, stop, bar)
+                self.result.interrupted_by = stop.signal
+        except BaseException:  # a second Ctrl-C, a full disk: leave the documents in flight behind
             pool.shutdown(wait=False, cancel_futures=True)
             raise
         pool.shutdown()
-        self.result.interrupted = bool(queue)
+        documents = [p for p in seen if p.failure is None]
+        self.result.documents = len(documents)
+        self.result.finished = sum(p.key in journal.done for p in documents)
+        return seen
 
-    def drain(self, queue: deque[Planned], pool: ThreadPoolExecutor, journal: Journal, stop: threading.Event,
-              bar: RunProgress) -> None:
-        """Keep `concurrency` documents in flight, within the rate limits, until done or stopped."""
-        width = max(1, self.config.concurrency)
-        pending: set[Future[Outcome]] = set()
-        while True:
-            while queue and len(pending) < width and not stop.is_set() and self.limiter.delay() == 0:
-                pending.add(pool.submit(process, queue.popleft(), self.backend))
-            if not pending:
-                if stop.is_set() or not queue:
-                    return
-                stop.wait(min(self.limiter.delay(), 0.25))
-                continue
-            done, pending = wait(pending, timeout=0.25, return_when=FIRST_COMPLETED)
-            for future in done:
-                self.finish(future.result(), journal, bar)
+    def feed(self, stream: Iterator[Planned], seen: list[Planned], pool: Executor, width: int,
+             task: Callable[[Planned], Outcome], journal: Journal, stop: Stop, bar: RunProgress) -> None:
+        """Keep `width` documents in flight, within the rate limits, until the inputs end or a
+        signal stops the run (the documents in flight are then finished, nothing new is started)."""
+        pending: dict[Future[Outcome], Planned] = {}
+        for planned in stream:
+            if stop.is_set():
+                break
+            seen.append(planned)
+            if planned.failure is not None:
+                self.failures[planned.position] = planned.failure
+                bar.advance(error=True)
+            elif planned.key in journal.done:
+                planned.document = None
+                self.result.resumed += 1
+                bar.advance()
+            else:
+                while (len(pending) >= width or self.limiter.delay() > 0) and not stop.is_set():
+                    pending = self.harvest(pending, journal, bar, stop, timeout=min(self.limiter.delay() or 0.25, 0.25))
+                if stop.is_set():
+                    break
+                pending[pool.submit(task, planned)] = planned
+        while pending:
+            pending = self.harvest(pending, journal, bar, stop, timeout=0.25)
 
-    def finish(self, outcome: Outcome, journal: Journal, bar: RunProgress) -> None:
+    def harvest(self, pending: dict[Future[Outcome], Planned], journal: Journal, bar: RunProgress, stop: Stop,
+                timeout: float) -> dict[Future[Outcome], Planned]:
+        """Finish the documents done within `timeout` (or just wait, when none is in flight)."""
+        if not pending:
+            stop.wait(timeout)
+            return pending
+        done, _ = wait(pending, timeout=timeout, return_when=FIRST_COMPLETED)
+        for future in done:
+            self.finish(pending.pop(future), future.result(), journal, bar)
+        return pending
+
+    def finish(self, planned: Planned, outcome: Outcome, journal: Journal, bar: RunProgress) -> None:
+        """Journal a finished document (or note its failure) and drop its text: what stays in memory
+        per document is the small `Planned` (a worker's outcome carries a copy of it, not this one)."""
         usage = outcome.usage
         self.result.usage.add(usage)
         self.limiter.charge(usage.calls, usage.prompt_tokens + usage.completion_tokens)
+        planned.document = None
         if outcome.record_line is not None:
-            journal.append(outcome.planned.key, outcome.record_line, outcome.keys, asdict(usage))
-        else:
-            self.failures[outcome.planned.position] = outcome.failure
+            journal.append(planned.key, outcome.record_line, outcome.keys, usage.nonzero(), outcome.counts,
+                           outcome.warnings, planned.path)
+        elif outcome.failure is not None:
+            self.failures[planned.position] = outcome.failure
             if outcome.offline_miss:
-                self.offline_misses.add(outcome.planned.position)
+                self.offline_misses.add(planned.position)
         bar.advance(usage.prompt_tokens + usage.completion_tokens, usage.cache_hits, outcome.failure is not None)
 
     def manifest_context(self, inputs: list[Path], started_at: datetime, journal_id: str) -> dict[str, Any]:
@@ -240,11 +340,19 @@ class Runner:
             "config_hash": journal_id,
             "provenance": self.backend.provenance().model_dump(mode="json"),
             "shard": {"index": self.shard.index, "count": self.shard.count} if self.shard else None,
+            "limit": self.limit,
             "cache": {"mode": self.cache.mode.value, "path": str(self.cache.path) if self.cache.path else None},
         }
 
 
+def _make_outdir(outdir: Path) -> None:
+    try:
+        outdir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(f"{outdir}: cannot create the output directory: {exc.strerror or exc}") from exc
+
+
 def run(inputs: list[Path], outdir: Path, config: RunConfig, *, shard: Shard | None = None,
-        show_progress: bool = False) -> RunResult:
+        show_progress: bool = False, limit: int | None = None) -> RunResult:
     """Process `inputs` into `outdir`, resuming whatever an earlier run with the same settings finished."""
-    return Runner(config, outdir, shard, show_progress).run(inputs)
+    return Runner(config, outdir, shard, show_progress, limit).run(inputs)

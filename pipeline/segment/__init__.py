@@ -5,6 +5,8 @@ No model is involved: the same text always gives the same criteria, ids and offs
 
 from __future__ import annotations
 
+import re
+
 from pipeline import __version__
 from pipeline.ingest import Document
 from pipeline.schema import Provenance, TrialRecord
@@ -27,6 +29,9 @@ def segment(document: Document) -> TrialRecord:
     warnings.extend(section.warnings)
     if not section.criteria:
         warnings.append("no eligibility criteria found")
+        if (mention := _CRITERIA_LIKE.search(text)) is not None:
+            warnings.append(f"no criteria read, though the text mentions them at offset {mention.start()} "
+                            f"({_line_at(text, mention.start())!r}): an unrecognised header or layout?")
     doc_id = document.doc_id
     if document.layout == "page" and trial.nct_id is not None:
         doc_id = trial.nct_id.value
@@ -39,3 +44,14 @@ def segment(document: Document) -> TrialRecord:
         criteria=section.criteria,
         provenance=Provenance(pipeline_version=__version__),
     )
+
+
+_CRITERIA_LIKE = re.compile(r"(?i)\b(?:inclusion|exclusion|eligibility|eligible)\b|\bcriteri(?:a|on)\b")
+
+
+def _line_at(text: str, position: int) -> str:
+    """The line around `position`, shortened for a warning."""
+    start = max(text.rfind("\n", 0, position), text.rfind("\r", 0, position)) + 1
+    end = min((i for i in (text.find("\n", position), text.find("\r", position)) if i != -1), default=len(text))
+    line = text[start:end].strip()
+    return line if len(line) <= 80 else line[:77] + "..."

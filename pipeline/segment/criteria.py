@@ -2,14 +2,18 @@
 
 Registry text is messy, so the splitter works line by line with a few explicit rules:
 
-- Headers (`Inclusion Criteria:`, `EXCLUSION CRITERIA`, a lone `Inclusion`, ...) set the kind;
-  text glued after a header's colon (`Inclusion Criteria:1. Age ...`) is read as its own line.
-  ALL-CAPS sub-headings ending in a colon (`DISEASE CHARACTERISTICS:`) are headings, not criteria.
+- Lines break at `\\n`, `\\r\\n` or a bare `\\r`, and nowhere else.
+- Headers (`Inclusion Criteria:`, `Key Exclusion Criteria:`, `Subjects will be included if:`, a lone
+  `Inclusion`, ...; see `headers.py`) set the kind; text glued after a header's colon
+  (`Inclusion Criteria:1. Age ...`) is read as its own line. ALL-CAPS sub-headings ending in a colon
+  (`DISEASE CHARACTERISTICS:`) are headings, not criteria.
 - A line starting with a list marker (`1.` `1)` `(1)` `-` `*` `•` `a)` `ii.` `- 1.`) opens an item.
   Its level comes from the marker's style and indentation: a style already open at that indent is a
-  sibling, anything else nests under the current item. Numbers must continue their list (or
-  restart at 1) unless the previous line ended a sentence, so a wrapped `4 weeks ...` or
-  `E. coli` at a line start stays inside its item.
+  sibling, anything else nests under the current item (at most `MAX_DEPTH` levels deep). A `1.`
+  after a `1.` of the same list is a sibling (markdown numbers every item `1.`). Numbers must
+  continue their list (or restart at 1) unless the previous line ended a sentence, so a wrapped
+  `4 weeks ...` or `E. coli` at a line start stays inside its item; a number over 999 must always
+  continue its list.
 - A line without a marker continues the current item, except (a) after a blank line when it is
   indented less than the item's text, (b) in lists with no markers at all, where a new line is a new
   item unless it reads as a wrapped line (starts with a lowercase word, or the text is hard-wrapped
@@ -24,32 +28,27 @@ import re
 from dataclasses import dataclass, field
 
 from pipeline.schema import Criterion, CriterionKind
+from pipeline.segment.headers import match_header
 
-_HEADER = re.compile(
-    r"""^(?P<header>
-        (?:[*#=_\-\s]*)
-        (?:(?:key|main|general|major|additional|other)\s+)?
-        (?P<kind>inclusion|exclusion)s?
-        (?:\s+(?:criteria|criterion))?
-        (?:\s*\((?:[^()\n]{0,40})\))?
-        (?P<qualifier>\s+(?:for|in)\s[^:\n]{1,40})?
-        [ \t]*(?P<colon>[:：])?[*#=_\-\s]*?
-    )(?=\S|$)""",
-    re.IGNORECASE | re.VERBOSE,
-)
 _SUBHEADING = re.compile(r"^[A-Z][A-Z0-9 ,/&()'\-]{2,60}:\s*$")
 _BULLETS = "-*•●○◦▪■‣·–—"
 _MARKER = re.compile(
     rf"""^(?:
-        (?P<bullet>[{_BULLETS}])(?:[ \t]*(?P<bnum>\d{{1,3}})[.)])?
-      | \((?P<pnum>\d{{1,3}})\)\.?
-      | (?P<num>\d{{1,3}})(?P<nsep>[.)])(?!\d)
+        (?P<bullet>[{_BULLETS}])(?:[ \t]*(?P<bnum>\d{{1,6}})[.)])?
+      | \((?P<pnum>\d{{1,6}})\)\.?
+      | (?P<num>\d{{1,6}})(?P<nsep>[.)])(?!\d)
       | \((?P<palpha>[a-zA-Z])\)
       | (?P<roman>(?:i{{1,3}}|iv|vi{{0,3}}|ix|x))(?P<rsep>[.)])
       | (?P<alpha>[a-zA-Z])(?P<asep>[.)])
     )(?:[ \t]+|$)""",
     re.VERBOSE,
 )
+_LINE_BREAK = re.compile(r"\r\n|\r|\n")
+# Deeper than this, a marker is a sibling of the deepest item: real lists nest three or four levels,
+# and a machine-made list must not build a tree deep enough to exhaust the stack.
+MAX_DEPTH = 8
+# Numbers this large (years, doses) open an item only where they continue a list.
+_LARGEST_FREE_ORDINAL = 999
 _SENTENCE_END = re.compile(r"[.;:!?。；]\s*$")
 _LOWER_WORD = re.compile(r"^[a-z][a-z\-']*(?:[\s,;.)]|$)")
 
@@ -85,19 +84,19 @@ class Section:
 
 
 def split_lines(text: str, start: int, end: int) -> list[Line]:
-    """Lines of text[start:end] with absolute offsets; `\\r` before a newline is not content."""
+    """Lines of text[start:end] with absolute offsets, broken at `\\n`, `\\r\\n` or a bare `\\r`."""
     lines: list[Line] = []
     position = start
     while position < end:
-        newline = text.find("\n", position, end)
-        line_end = end if newline == -1 else newline
+        match = _LINE_BREAK.search(text, position, end)
+        line_end = end if match is None else match.start()
         content_end = line_end
-        while content_end > position and text[content_end - 1] in " \t\r\f\v":
+        while content_end > position and text[content_end - 1] in " \t\f\v":
             content_end -= 1
         raw = text[position:content_end]
         stripped = raw.lstrip(" \t\f\v\ufeff\u00a0")
         lines.append(Line(position + len(raw) - len(stripped), content_end, stripped, len(raw) - len(stripped)))
-        position = line_end + 1
+        position = end if match is None else match.end()
     return lines
 
 
@@ -159,13 +158,12 @@ class _Splitter:
             self.blank_before = False
 
     def feed(self, line: Line) -> None:
-        header = _HEADER.match(line.text)
-        if header and (header.group("colon") or not (header.group("qualifier") or line.text[header.end():].strip())):
-            self.open_section(header.group("kind").lower(), line.start, line.start + len(header.group("header")))
-            rest = line.text[header.end():]
+        header = match_header(line.text)
+        if header is not None:
+            self.open_section(header.kind, line.start, line.start + header.end)
+            rest = line.text[header.end:]
             if rest.strip():
-                offset = line.start + header.end()
-                self.feed(Line(offset, line.end, rest, line.indent))
+                self.feed(Line(line.start + header.end, line.end, rest, line.indent))
             return
         if _SUBHEADING.match(line.text) and not _MARKER.match(line.text):
             self.headers.append((line.start, line.end))
@@ -197,11 +195,15 @@ class _Splitter:
 
     def accepts_marker(self, style: str, ordinal: int | None, indent: int) -> bool:
         """Reject markers that are really wrapped text: numbering must continue or restart."""
+        if ordinal is not None and ordinal > _LARGEST_FREE_ORDINAL:
+            depth = self.sibling_level(style, indent)
+            return depth is not None and self.stack[depth].ordinal == ordinal - 1
         if ordinal is None or not self.stack:
             return ordinal in (None, 1) or not self.stack or self.previous_ended_sentence()
         depth = self.sibling_level(style, indent)
-        if depth is not None and self.stack[depth].ordinal is not None:
-            if ordinal in (self.stack[depth].ordinal + 1, 1):
+        previous = self.stack[depth].ordinal if depth is not None else None
+        if previous is not None:
+            if ordinal in (previous + 1, 1):
                 return True
         elif ordinal == 1:
             return True
@@ -233,12 +235,14 @@ class _Splitter:
         while self.stack and self.stack[-1].indent > line.indent + 1:
             self.stack.pop()
         depth = self.sibling_level(style, line.indent) if style != "none" else None
-        if depth is not None and not (ordinal == 1 and self.stack[depth].ordinal not in (None, 0)):
+        if depth is not None and not (ordinal == 1 and self.stack[depth].ordinal not in (None, 0, 1)):
             del self.stack[depth:]
         elif style == "none" or (self.stack and self.stack[-1].style == "none"
                                  and line.indent <= self.stack[-1].indent):
             while self.stack and self.stack[-1].indent >= line.indent:
                 self.stack.pop()
+        if len(self.stack) >= MAX_DEPTH:
+            del self.stack[MAX_DEPTH - 1:]
         parent = self.stack[-1] if self.stack else None
         content = line.text[marker_end:]
         start = line.start + marker_end + (len(content) - len(content.lstrip())) if content.strip() else None
@@ -260,25 +264,27 @@ def split_criteria(
     """Criteria found in text[start:end]; ids are `inc-N` / `exc-N`, sub-items `inc-N.M`."""
     splitter = _Splitter(text, default_kind, one_per_line)
     splitter.run(split_lines(text, start, end))
-    criteria: list[Criterion] = []
-    counters: dict[str, int] = {}
-    _number(splitter.roots, None, counters, text, criteria)
+    criteria = _number(splitter.roots, text)
     warnings: list[str] = []
     if criteria and not splitter.saw_header and not one_per_line:
         warnings.append(f"no inclusion/exclusion header: {len(criteria)} criteria read as {default_kind}")
     return Section(criteria, splitter.headers, warnings)
 
 
-def _number(items: list[_Item], parent_id: str | None, counters: dict[str, int], text: str,
-            out: list[Criterion]) -> None:
-    for item in items:
-        if item.start is None:
-            _number(item.children, parent_id, counters, text, out)
-            continue
-        prefix = parent_id or ("inc" if item.kind == "inclusion" else "exc")
-        counters[prefix] = counters.get(prefix, 0) + 1
-        separator = "." if parent_id else "-"
-        criterion_id = f"{prefix}{separator}{counters[prefix]}"
-        out.append(Criterion(id=criterion_id, kind=item.kind, text=text[item.start:item.end], start=item.start,
-                             end=item.end, parent=parent_id))
-        _number(item.children, criterion_id, counters, text, out)
+def _number(roots: list[_Item], text: str) -> list[Criterion]:
+    """Criteria in document order with positional ids; an item without text of its own (a bare
+    marker) passes its children up a level. Iterative, so no list is too deep to number."""
+    out: list[Criterion] = []
+    counters: dict[str, int] = {}
+    pending: list[tuple[_Item, str | None]] = [(item, None) for item in reversed(roots)]
+    while pending:
+        item, parent_id = pending.pop()
+        item_id = parent_id
+        if item.start is not None:
+            prefix = parent_id or ("inc" if item.kind == "inclusion" else "exc")
+            counters[prefix] = counters.get(prefix, 0) + 1
+            item_id = f"{prefix}{'.' if parent_id else '-'}{counters[prefix]}"
+            out.append(Criterion(id=item_id, kind=item.kind, text=text[item.start:item.end], start=item.start,
+                                 end=item.end, parent=parent_id))
+        pending.extend((child, item_id) for child in reversed(item.children))
+    return out

@@ -10,10 +10,13 @@ character, and a value is the text between its label and the next label.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from pipeline.ingest import normalise
 from pipeline.schema import Evidence, Trial
+from pipeline.segment.criteria import split_lines
+from pipeline.segment.headers import match_header
 
 # (label text, field it fills or None, whether the label must end its line)
 LABELS: list[tuple[str, str | None, bool]] = [
@@ -46,12 +49,10 @@ LABELS: list[tuple[str, str | None, bool]] = [
 _FIELD = {text: name for text, name, _ in LABELS}
 _LABEL_RE = re.compile(
     "|".join(
-        rf"(?<![ \t]){re.escape(text)}" + (r"(?=[ \t]*(?:\r?\n|$))" if line_only else "")
+        rf"(?<![ \t]){re.escape(text)}" + (r"(?=[ \t]*(?:[\r\n]|$))" if line_only else "")
         for text, _, line_only in sorted(LABELS, key=lambda label: -len(label[0]))
     )
 )
-# The page's own headers that open the criteria when no 'Criteria' label precedes them.
-_CRITERIA_HEADER = re.compile(r"(?im)^[ \t]*(?:inclusion|exclusion)(?:\s+criteria)?\s*:?[ \t]*(?:\r?\n|\S)")
 _AGES = re.compile(r"\bAges?\s+(?P<low>\d+)(?:\s*[-–]\s*(?P<high>\d+))?\+?(?:\s+(?P<sex>All Genders|Female|Male))?")
 _NCT = re.compile(r"\bNCT\d{8}\b")
 _TRAILING_STATUS = re.compile(r"(?P<status>Active - (?:Not )?Recruiting|Not yet recruiting|Recruiting|Completed)$")
@@ -112,17 +113,35 @@ def parse_page(text: str) -> Page:
 
 
 def _criteria_bounds(text: str, labels: list[Label]) -> tuple[int, int]:
-    """Where the criteria section starts and ends (end = next page section, or the end of text)."""
+    """Where the criteria section starts and ends (end = next page section, or the end of text).
+
+    Only a label at the start of its line ends the section: inside criteria, a label word glued to
+    the text before it ("cohort (Phase" wrapped before "2 only)") is the criterion's own text."""
     opening = next((label for label in labels if label.field == "criteria"), None)
-    header = _CRITERIA_HEADER.search(text)
-    if opening is not None and (header is None or opening.start < header.start()):
+    header = criteria_header_start(text, opening.start if opening is not None else len(text))
+    if opening is not None and (header is None or opening.start < header):
         start = opening.end
     elif header is not None:
-        start = header.start()
+        start = header
     else:
         return len(text), len(text)
-    closing = next((label for label in labels if label.start >= start and label.field != "criteria"), None)
+    closing = next((label for label in labels
+                    if label.start >= start and label.field != "criteria" and _starts_line(text, label.start)), None)
     return start, closing.start if closing else len(text)
+
+
+def criteria_header_start(text: str, before: int) -> int | None:
+    """Offset of the first line before `before` that is an inclusion/exclusion/eligibility header."""
+    for line in split_lines(text, 0, before):
+        header = match_header(line.text)
+        if header is not None:
+            return line.start
+    return None
+
+
+def _starts_line(text: str, position: int) -> bool:
+    line_start = max(text.rfind("\n", 0, position), text.rfind("\r", 0, position)) + 1
+    return not text[line_start:position].strip()
 
 
 def _first(values: list[Evidence]) -> Evidence | None:
@@ -150,7 +169,7 @@ def _with(evidence: Evidence, value: object) -> Evidence:
 
 
 def _scalar(trial: Trial, name: str, evidence: Evidence, warnings: list[str]) -> None:
-    parse = {
+    parsers: dict[str, Callable[[str], object]] = {
         "status": normalise.status,
         "end_date": normalise.iso_date,
         "enrollment": normalise.enrollment,
@@ -158,8 +177,8 @@ def _scalar(trial: Trial, name: str, evidence: Evidence, warnings: list[str]) ->
         "healthy_volunteers": normalise.yes_no,
         "lead_sponsor": str,
         "title": str,
-    }[name]
-    value = parse(evidence.text)
+    }
+    value = parsers[name](evidence.text)
     if value is None:
         if name == "enrollment" and evidence.text.strip() == "0":
             warnings.append("target enrollment 0 is a placeholder on this page: recorded as unknown")
@@ -190,10 +209,11 @@ def _site(trial: Trial, lines: list[Evidence], text: str) -> None:
     country = last
     if status:
         cut = status.start()
-        country = Evidence(value=last.text[:cut], text=last.text[:cut], start=last.start, end=last.start + cut)
+        begin = last.start or 0  # page evidence always has offsets
+        country = Evidence(value=last.text[:cut], text=last.text[:cut], start=begin, end=begin + cut)
         if trial.status is None:
             trial.status = Evidence(value=normalise.status(status.group()), text=status.group(),
-                                    start=last.start + cut, end=last.end)
+                                    start=begin + cut, end=last.end)
     parts = [*place, country] if country.text else place
     value: dict[str, str] = {"facility": parts[0].text}
     if len(parts) >= 3:

@@ -16,7 +16,7 @@ from pipeline import __version__
 from pipeline.config import RunConfig
 from pipeline.extract import Extraction
 from pipeline.extract.rules.crf import CrfModel, CrfTagger
-from pipeline.extract.rules.lexicon import Lexicon
+from pipeline.extract.rules.lexicon import Lexicon, load_training_digests, text_digest, training_record_path
 from pipeline.extract.rules.tagger import Tagged, tag_text
 from pipeline.schema import Criterion, Evidence, Provenance, Trial, TrialRecord
 
@@ -43,6 +43,11 @@ def load_default_model() -> CrfModel:
 def load_default_tagger() -> CrfTagger:
     """The shipped tagger bound to the shipped lexicon (the pair it was trained with)."""
     return CrfTagger(load_default_model(), load_default_lexicon().word_type)
+
+
+@lru_cache(maxsize=1)
+def _shipped_training_texts() -> frozenset[str]:
+    return load_training_digests(training_record_path(LEXICON_PATH))
 
 
 def _entity(tagged: Tagged, criterion: Criterion, number: int) -> dict[str, Any]:
@@ -97,6 +102,7 @@ def _copy_trial(trial: Trial) -> Trial:
 
 class Backend:
     name = "rules"
+    cpu_bound = True
 
     def __init__(self, config: RunConfig, lexicon: Lexicon | None = None, *, tagger: bool = True) -> None:
         """`lexicon`: another lexicon than the shipped one (the shipped tagger is then bound to it);
@@ -111,6 +117,10 @@ class Backend:
 
     def provenance(self) -> Provenance:
         return Provenance(backend=self.name, model=RULES_VERSION, pipeline_version=__version__)
+
+    def trained_on(self, text: str) -> bool:
+        """Whether `text` is one the shipped lexicon was learned from (scores on it are in-sample)."""
+        return self.lexicon is load_default_lexicon() and text_digest(text) in _shipped_training_texts()
 
     def extract(self, record: TrialRecord) -> Extraction:
         """A copy of `record` sharing nothing mutable with it, every criterion's entities filled.

@@ -7,7 +7,8 @@ phrase to look up). Drug and condition names listed by the registry trials of
 ../shared/data/hint/hint-trials.jsonl (ClinicalTrials.gov, public data) are added as a vocabulary
 when that file is present (`--hint none` to leave it out); the trials of the evaluation gold set
 (`evals/gold/*.json`) are left out of that vocabulary so the gold scores measure unseen trials.
-The output carries the Chia attribution (CC BY 4.0) in its header.
+The output carries the Chia attribution (CC BY 4.0) in its header; beside it, `lexicon.training.tsv`
+lists a digest of every training text, so `trialstruct eval --chia` can warn that it scores in-sample.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pipeline.chia import DOMAIN_TYPES, ChiaDocument, read_chia_dir
-from pipeline.extract.rules.lexicon import key_of, learn_lexicon, tokenize
+from pipeline.extract.rules.lexicon import key_of, learn_lexicon, save_training_record, tokenize, training_record_path
 
 DEFAULT_OUTPUT = Path(__file__).with_name("lexicon.tsv")
 ATTRIBUTION = """trialstruct rules-backend lexicon, derived from the Chia corpus:
@@ -101,8 +102,11 @@ def main(argv: list[str] | None = None) -> int:
         trials=len({d.nct_id for d in docs}), documents=len(docs), vocabulary=len(vocabulary), hint=given.hint.name
     )
     lexicon.save(given.output, header)
+    training = training_record_path(given.output)
+    note = f"Texts the lexicon {given.output.name} was learned from: file stem, SHA-256 of the text (16 hex digits)."
+    save_training_record(training, [(doc.doc_id, doc.text) for doc in docs], note)
     sizes = f"{len(lexicon.phrases)} phrases, {len(lexicon.heads)} heads, {len(lexicon.plain)} plain"
-    print(f"wrote {given.output}: {sizes}")
+    print(f"wrote {given.output}: {sizes}; {training}: {len(docs)} training texts")
     return 0
 
 

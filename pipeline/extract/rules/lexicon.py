@@ -13,6 +13,7 @@ Lookup walks a word trie, one dict hit per word; no per-term regex scanning.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable
@@ -227,6 +228,31 @@ class Lexicon:
             table = lexicon.phrases if parts[0] == "phrase" else lexicon.heads
             table[parts[1]] = (parts[2], float(parts[3]))
         return lexicon
+
+
+def training_record_path(lexicon_path: Path) -> Path:
+    """The list of texts a lexicon was learned from, beside it (`lexicon.tsv` -> `lexicon.training.tsv`)."""
+    return lexicon_path.with_suffix(".training.tsv")
+
+
+def text_digest(text: str) -> str:
+    """First 16 hex digits of the SHA-256 of a text: enough to tell a training text from any other."""
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:16]
+
+
+def save_training_record(path: Path, named_texts: Iterable[tuple[str, str]], header: str) -> None:
+    """Write `name<TAB>digest` for every training text, so an evaluation can tell it is scoring seen data."""
+    lines = [f"# {line}" for line in header.splitlines()]
+    lines += [f"{name}\t{text_digest(text)}" for name, text in sorted(named_texts)]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+def load_training_digests(path: Path) -> frozenset[str]:
+    """The digests of a training record (empty when the lexicon has none)."""
+    if not path.is_file():
+        return frozenset()
+    rows = path.read_text(encoding="utf-8").splitlines()
+    return frozenset(row.split("\t")[1] for row in rows if row and not row.startswith("#"))
 
 
 def _is_content(key: str) -> bool:

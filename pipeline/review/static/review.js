@@ -4,12 +4,18 @@
   "use strict";
   const DATA = JSON.parse(document.getElementById("review-data").textContent);
   const TYPES = ["Condition", "Drug", "Procedure", "Measurement", "Observation", "Device", "Person", "Visit"];
-  const VIEWS = [["run", "Run"], ["gold", "vs gold"], ["compare", "vs other run"], ["edit", "Edit"]];
-  const PROBLEM_STATES = ["fp", "partial", "added", "changed"];
+  const VIEWS = [["run", "Run"], ["gold", "vs gold"], ["overview", "Problems"], ["compare", "vs other run"], ["edit", "Edit"]];
+  const PROBLEM_STATES = ["added", "changed"];
+  const KINDS = [["fp", "false positive"], ["miss", "miss"], ["span", "span"], ["type", "type"],
+    ["values", "value"], ["temporal", "time window"], ["negation", "negation"]];
+  const ATTRIBUTE_LABELS = {values: "value", temporal: "time window", negation: "negation"};
+  const STATUS_TEXT = {tp: "match", attr: "matches; value, time window or negation differs", partial: "span differs",
+    type: "type differs", fp: "not in gold"};
   const state = {
     current: -1, view: "run", selected: null, bundles: Object.assign({}, DATA.bundles), visible: [],
     problems: [], problemIndex: -1, work: {}, accepted: {}, edits: {}, lastRange: null,
     reviewer: "", status: {text: "", error: false}, renderToken: 0,
+    overview: {group: "document", sort: "f1", descending: false},
   };
   const $ = (id) => document.getElementById(id);
 
@@ -208,7 +214,14 @@
 
   function problemList(record, bundle) {
     const found = [];
-    const part = state.view === "gold" ? usable(bundle.gold) : state.view === "compare" ? usable(bundle.compare) : null;
+    const gold = state.view === "gold" ? usable(bundle.gold) : null;
+    if (gold) {
+      return gold.problems.map((p) => ({
+        kind: p.entity ? "entity" : "gold", id: p.entity || p.gold_entity, status: p.kind, label: p.label,
+        entity: {type: p.type, text: p.text, start: p.start, end: p.end},
+      }));
+    }
+    const part = state.view === "compare" ? usable(bundle.compare) : null;
     if (!part) return found;
     for (const c of record.criteria) {
       for (const e of c.entities) {
@@ -222,7 +235,8 @@
   }
 
   const STATUS_LEGEND = {
-    gold: [["st-tp", "match"], ["st-partial", "span differs"], ["st-fp", "not in gold"], ["miss", "missed (gold only)"]],
+    gold: [["st-tp", "match"], ["st-attr", "value, time or negation differs"], ["st-partial", "span differs"],
+      ["st-type", "type differs"], ["st-fp", "not in gold"], ["miss", "missed (gold only)"]],
     compare: [["st-same", "same"], ["st-changed", "changed"], ["st-added", "added"], ["removed", "removed (other run only)"]],
     edit: [["accepted", "accepted"]],
   };
@@ -237,7 +251,7 @@
     const box = $("problems");
     box.replaceChildren();
     state.problems.forEach((p, index) => {
-      const button = el("button", {type: "button", class: "st-" + p.status, "data-problem": p.status}, `${p.status}: ${p.entity.type} “${p.entity.text}”`);
+      const button = el("button", {type: "button", class: "st-" + p.status, "data-problem": p.status}, `${p.label || p.status}: ${p.entity.type} “${p.entity.text}”`);
       button.addEventListener("click", () => { state.problemIndex = index; select(p, true); });
       box.append(button);
     });
@@ -284,7 +298,8 @@
           return {
             entity: e, criterionId: c.id, status: part ? part.status[e.id] : null,
             changes: part && part.changes ? part.changes[e.id] : null,
-            goldMatch: part && part.partial ? part.partial[e.id] : null,
+            goldMatch: part && part.counterpart ? part.counterpart[e.id] : null,
+            differs: part && part.differs ? part.differs[e.id] || [] : [],
           };
         }
       }
@@ -314,10 +329,14 @@
       row("temporal", temporalText(e.temporal));
       row("alignment", e.alignment);
       row("criterion", info.criterionId);
-      if (info.status) row("status", info.status);
+      if (info.status) row("status", STATUS_TEXT[info.status] || info.status);
       if (info.goldMatch) {
         const g = info.goldMatch;
         row("gold has", `${g.type} “${g.text}” ${g.start}–${g.end} (${g.id})`);
+        const gold = {values: valueText(g.value), temporal: temporalText(g.temporal), negation: g.negated ? "yes" : "no"};
+        for (const name of info.differs || []) {
+          rows.push(el("tr", {class: "differs", "data-differs": name}, el("th", null, `gold ${ATTRIBUTE_LABELS[name]}`), el("td", null, gold[name])));
+        }
       }
       for (const [field, [before, after]] of Object.entries(info.changes || {})) {
         row(`changed ${field}`, `${JSON.stringify(before)} → ${JSON.stringify(after)}`);
@@ -389,7 +408,8 @@
     tip.textContent = `${e.type}${e.negated ? " (negated)" : ""}: “${e.text}”\n${e.id} in ${info.criterionId} · ${e.start}–${e.end} · ${e.alignment}` +
       `\nvalue: ${valueText(e.value)}\ntemporal: ${temporalText(e.temporal)}` + (info.status ? `\nstatus: ${info.status}` : "") +
       Object.entries(info.changes || {}).map(([f, [a, b]]) => `\nchanged ${f}: ${JSON.stringify(a)} → ${JSON.stringify(b)}`).join("") +
-      (info.goldMatch ? `\ngold has: “${info.goldMatch.text}” ${info.goldMatch.start}–${info.goldMatch.end}` : "");
+      (info.goldMatch ? `\ngold has: “${info.goldMatch.text}” ${info.goldMatch.start}–${info.goldMatch.end}` : "") +
+      (info.differs && info.differs.length ? `\ndiffers from gold: ${info.differs.map((d) => ATTRIBUTE_LABELS[d]).join(", ")}` : "");
     tip.hidden = false;
     tip.style.left = Math.min(ev.clientX + 14, window.innerWidth - 380) + "px";
     tip.style.top = ev.clientY + 16 + "px";
@@ -402,6 +422,10 @@
 
   async function renderDoc() {
     const token = ++state.renderToken;
+    const overview = state.view === "overview";
+    for (const id of ["doc-head", "status-legend", "problems", "source-scroll"]) $(id).hidden = overview;
+    $("overview").hidden = !overview;
+    if (overview) return renderOverview();
     if (state.current < 0) {
       $("source").replaceChildren(el("p", {class: "empty"}, DATA.docs.length ? "Pick a document." : "No documents in this run."));
       return;
@@ -411,6 +435,7 @@
     if (token !== state.renderToken) return;
     const record = shownRecord(bundle);
     renderHead(doc, bundle, record);
+    renderComment(doc, bundle);
     renderSource(record, bundle);
     renderStatusLegend();
     renderProblems(record, bundle);
@@ -422,7 +447,8 @@
     const nav = $("views");
     nav.replaceChildren();
     for (const [view, label] of VIEWS) {
-      const available = view === "run" || (view === "gold" && DATA.has_gold) || (view === "compare" && DATA.has_compare) || (view === "edit" && DATA.editable);
+      const available = view === "run" || (view === "gold" && DATA.has_gold) || (view === "compare" && DATA.has_compare) ||
+        (view === "edit" && DATA.editable) || (view === "overview" && DATA.has_gold && DATA.mode !== "doc");
       if (!available) continue;
       const button = el("button", {type: "button", "data-view": view, class: view === state.view ? "active" : null}, label);
       button.addEventListener("click", () => setView(view));
@@ -436,6 +462,143 @@
     state.problemIndex = -1;
     renderViews();
     renderDoc();
+  }
+
+
+  // ---------- problems overview (across documents) ----------
+  function kindCounts(doc) {
+    const counts = Object.assign({}, doc.problem_kinds || {});
+    counts.total = Object.values(doc.problem_kinds || {}).reduce((a, b) => a + b, 0);
+    return counts;
+  }
+
+  function openProblemDoc(docId) {
+    const i = DATA.docs.findIndex((d) => d.doc_id === docId);
+    if (i < 0) return;
+    if (DATA.docs[i].href) {
+      location.href = DATA.docs[i].href;
+      return;
+    }
+    state.view = "gold";
+    renderViews();
+    selectDoc(i);
+  }
+
+  function sortHeader(key, label) {
+    const o = state.overview;
+    const mark = o.sort === key ? (o.descending ? " ▼" : " ▲") : "";
+    const th = el("th", {"data-sort": key, class: "sortable", title: "sort"}, label + mark);
+    th.addEventListener("click", () => {
+      o.descending = o.sort === key ? !o.descending : key !== "f1" && key !== "doc_id";
+      o.sort = key;
+      renderOverview();
+    });
+    return th;
+  }
+
+  function documentTable() {
+    const o = state.overview;
+    const docs = DATA.docs.filter((d) => d.has_gold && d.score);
+    const value = (d) => (o.sort === "f1" ? d.score.f1 : o.sort === "doc_id" ? d.doc_id : kindCounts(d)[o.sort] || 0);
+    docs.sort((a, b) => {
+      const x = value(a), y = value(b);
+      const order = x < y ? -1 : x > y ? 1 : a.doc_id < b.doc_id ? -1 : 1;
+      return o.descending ? -order : order;
+    });
+    const head = el("tr", null, sortHeader("doc_id", "document"), sortHeader("f1", "F1"), sortHeader("total", "problems"),
+      ...KINDS.map(([kind, label]) => sortHeader(kind, label)), el("th", null, "comment"));
+    const rows = docs.map((d) => {
+      const counts = kindCounts(d);
+      const tr = el("tr", {"data-doc": d.doc_id},
+        el("td", {class: "id"}, d.doc_id), el("td", null, d.score.f1.toFixed(2)), el("td", null, String(counts.total)),
+        ...KINDS.map(([kind]) => el("td", {"data-kind": kind, class: counts[kind] ? "n" : "zero"}, String(counts[kind] || 0))),
+        el("td", {class: "comment"}, d.comment ? d.comment.text : ""));
+      tr.addEventListener("click", () => openProblemDoc(d.doc_id));
+      return tr;
+    });
+    const totals = {};
+    for (const d of docs) for (const [k, n] of Object.entries(kindCounts(d))) totals[k] = (totals[k] || 0) + n;
+    const foot = el("tr", {class: "totals"}, el("td", null, `${docs.length} documents`), el("td", null, ""),
+      el("td", null, String(totals.total || 0)), ...KINDS.map(([kind]) => el("td", {"data-kind": kind}, String(totals[kind] || 0))), el("td", null, ""));
+    return el("table", {id: "overview-docs"}, el("thead", null, head), el("tbody", null, ...rows), el("tfoot", null, foot));
+  }
+
+  const KIND_ROWS_SHOWN = 300;
+
+  function kindGroups() {
+    const f1 = Object.fromEntries(DATA.docs.map((d) => [d.doc_id, d.score ? d.score.f1 : null]));
+    const groups = KINDS.map(([kind, label]) => {
+      const rows = DATA.problems.filter((p) => p.kind === kind).sort((a, b) => f1[a.doc_id] - f1[b.doc_id] || a.start - b.start);
+      const table = el("table", {class: "kind-rows"}, el("tr", null, ...["document", "F1", "criterion", "type", "text", "run", "gold"].map((h) => el("th", null, h))),
+        ...rows.slice(0, KIND_ROWS_SHOWN).map((p) => {
+          const tr = el("tr", {"data-doc": p.doc_id}, el("td", {class: "id"}, p.doc_id), el("td", null, f1[p.doc_id] === null ? "–" : f1[p.doc_id].toFixed(2)),
+            el("td", null, p.criterion), el("td", null, p.type), el("td", null, p.text), el("td", null, p.run), el("td", null, p.gold));
+          tr.addEventListener("click", () => openProblemDoc(p.doc_id));
+          return tr;
+        }));
+      const more = rows.length > KIND_ROWS_SHOWN ? el("p", {class: "hint"}, `… ${rows.length - KIND_ROWS_SHOWN} more in the CSV`) : null;
+      return el("details", {"data-kind": kind, open: rows.length > 0 && rows.length <= 50},
+        el("summary", null, `${label} (${rows.length})`), table, more);
+    });
+    return el("div", {id: "overview-kinds"}, ...groups);
+  }
+
+  function renderOverview() {
+    const o = state.overview;
+    const group = el("select", {id: "overview-group"}, el("option", {value: "document"}, "by document"), el("option", {value: "kind"}, "by kind"));
+    group.value = o.group;
+    group.addEventListener("change", () => { o.group = group.value; renderOverview(); });
+    const bar = el("div", {class: "overview-bar"}, el("strong", null, `Problems against gold: ${DATA.problems.length}`), " group ", group);
+    if (DATA.problems_csv) bar.append(el("a", {id: "overview-csv", href: DATA.problems_csv, download: "problems.csv"}, "download CSV"));
+    const how = o.group === "kind" ? "rows by the document's F1, lowest first" : "click a header to sort";
+    bar.append(el("span", {class: "hint"}, `${how}; click a row to open the document`));
+    $("overview").replaceChildren(bar, o.group === "kind" ? kindGroups() : documentTable());
+  }
+
+  // ---------- reviewer comment (beside gold, never in it) ----------
+  function renderComment(doc, bundle) {
+    const box = $("comment");
+    const comment = bundle.comment;
+    box.replaceChildren();
+    if (!DATA.api) {
+      box.hidden = !comment;
+      if (comment) box.append(el("span", {class: "meta"}, `comment by ${comment.reviewer} (${comment.date}): `), el("span", {id: "comment-text"}, comment.text));
+      return;
+    }
+    box.hidden = false;
+    const text = el("textarea", {id: "comment-input", placeholder: "reviewer comment on this document (saved beside gold, not in it)", rows: 2});
+    text.value = comment ? comment.text : "";
+    const status = el("span", {id: "comment-status", class: "meta"}, comment ? `by ${comment.reviewer} on ${comment.date}` : "");
+    box.append(text, button("save comment", "save-comment", () => saveComment(doc.doc_id, text.value, status)), status);
+  }
+
+  async function saveComment(docId, text, status) {
+    const reply = await post("/api/comment/" + encodeURIComponent(docId), {text, reviewer: state.reviewer || ""});
+    if (reply.error) {
+      status.textContent = `not saved: ${reply.error}`;
+      status.className = "meta error";
+      return;
+    }
+    state.bundles[docId].comment = reply.comment;
+    const doc = DATA.docs.find((d) => d.doc_id === docId);
+    if (doc) doc.comment = reply.comment;
+    status.textContent = reply.comment ? `saved: by ${reply.comment.reviewer} on ${reply.comment.date}` : "comment removed";
+    status.className = "meta ok";
+  }
+
+  async function post(url, data) {
+    let response;
+    try {
+      response = await fetch(url, {
+        method: "POST",
+        headers: {"Content-Type": "application/json", "X-Review-Token": DATA.token},
+        body: JSON.stringify(data),
+      });
+    } catch (err) {
+      return {error: err.message};
+    }
+    const reply = await response.json().catch(() => ({error: `HTTP ${response.status}`}));
+    return response.ok ? reply : {error: reply.error || `HTTP ${response.status}`};
   }
 
   // ---------- keyboard ----------
@@ -573,48 +736,94 @@
     edited(docId, `span of ${e.id} is now ${e.start}–${e.end}` + (outside ? ` (outside criterion ${c.id})` : ""));
   }
 
-  function applyFields(found, work, docId, text) {
-    let fields;
-    try {
-      fields = JSON.parse(text);
-    } catch (err) {
-      return setStatus(`fields are not valid JSON: ${err.message}`, true);
+  // ---------- value and time-window form ----------
+  const FORMS = {
+    value: {label: "Value", choice: ["comparator", ["", "<", "<=", ">", ">=", "=", "between"]],
+      numbers: [["low", "low"], ["high", "high"]], words: [["unit", "unit"]]},
+    temporal: {label: "Time window", choice: ["direction", ["", "before", "after", "during"]],
+      numbers: [["min_days", "min days"], ["max_days", "max days"]], words: [["anchor", "anchor"]]},
+  };
+
+  // Where `text` sits: the remembered offsets when they still hold it, else its occurrence in the
+  // criterion nearest to the entity; null when the criterion does not contain it.
+  function locate(source, criterion, entity, text, hint) {
+    if (hint && source.slice(hint.start, hint.end) === text) return {start: hint.start, end: hint.end};
+    let best = null;
+    for (let i = source.indexOf(text, criterion.start); i >= 0 && i + text.length <= criterion.end; i = source.indexOf(text, i + 1)) {
+      if (!best || Math.abs(i - entity.start) < Math.abs(best.start - entity.start)) best = {start: i, end: i + text.length};
     }
-    const allowed = ["negated", "value", "temporal", "alignment"];
-    const unknown = Object.keys(fields).filter((k) => !allowed.includes(k));
-    if (unknown.length) return setStatus(`only ${allowed.join(", ")} can be edited here, not ${unknown.join(", ")}`, true);
-    for (const name of ["value", "temporal"]) {
-      const part = fields[name];
-      if (part && part.start !== null && part.start !== undefined && work.record.source_text.slice(part.start, part.end) !== part.text) {
-        return setStatus(`${name}: source text at ${part.start}–${part.end} is not “${part.text}”`, true);
-      }
-    }
-    Object.assign(found.entity, fields);
-    edited(docId, `fields of ${found.entity.id} updated`);
+    return best;
   }
 
+  function attributeForm(name, part) {
+    const spec = FORMS[name];
+    const field = (key) => `${name}-${key}`;
+    const text = el("input", {id: field("text"), class: "wide", placeholder: "text in the source (empty: none)", value: part ? part.text : ""});
+    if (part) Object.assign(text.dataset, {start: part.start, end: part.end});
+    const fromSelection = button("use selection", field("use-selection"), () => {
+      const range = state.lastRange;
+      if (!range || range.end <= range.start) return setStatus("select the text in the source first", true);
+      const record = workCopy(state.bundles[DATA.docs[state.current].doc_id]).record;
+      text.value = record.source_text.slice(range.start, range.end);
+      Object.assign(text.dataset, {start: range.start, end: range.end});
+    });
+    const [choiceKey, options] = spec.choice;
+    const choice = el("select", {id: field(choiceKey)}, ...options.map((o) => el("option", {value: o}, o || "—")));
+    choice.value = part && part[choiceKey] ? part[choiceKey] : "";
+    const input = ([key, label], type) => el("label", null, label + " ",
+      el("input", {id: field(key), type, step: type === "number" ? "any" : null, value: part && part[key] != null ? part[key] : ""}));
+    return el("fieldset", {id: `${name}-form`}, el("legend", null, spec.label),
+      el("div", {class: "row"}, text, fromSelection),
+      el("div", {class: "row"}, el("label", null, choiceKey + " ", choice),
+        ...spec.numbers.map((n) => input(n, "number")), ...spec.words.map((w) => input(w, "text"))));
+  }
+
+  // The value or time window the form describes, or {error} naming what is wrong.
+  function readAttribute(name, source, criterion, entity) {
+    const spec = FORMS[name];
+    const get = (key) => $(`${name}-${key}`).value.trim();
+    const textInput = $(`${name}-text`);
+    const text = textInput.value;
+    if (!text.trim()) return {part: null};
+    const hint = textInput.dataset.start !== undefined ? {start: Number(textInput.dataset.start), end: Number(textInput.dataset.end)} : null;
+    const where = locate(source, criterion, entity, text, hint);
+    if (!where) return {error: `${spec.label.toLowerCase()}: “${text}” is not in criterion ${criterion.id}`};
+    const part = {text, start: where.start, end: where.end, [spec.choice[0]]: get(spec.choice[0]) || null};
+    for (const [key, label] of spec.numbers) {
+      const raw = get(key);
+      if (raw !== "" && !Number.isFinite(Number(raw))) return {error: `${spec.label.toLowerCase()}: ${label} “${raw}” is not a number`};
+      part[key] = raw === "" ? null : Number(raw);
+    }
+    for (const [key] of spec.words) part[key] = get(key) || null;
+    return {part};
+  }
+
+  function applyFields(found, work, docId) {
+    const read = {};
+    for (const name of Object.keys(FORMS)) {
+      read[name] = readAttribute(name, work.record.source_text, found.criterion, found.entity);
+      if (read[name].error) return setStatus(read[name].error, true);
+    }
+    found.entity.value = read.value.part;
+    found.entity.temporal = read.temporal.part;
+    edited(docId, `value and time window of ${found.entity.id} updated`);
+  }
+
+  // The server keeps the gold's earlier annotation and appends a line with this reviewer, the date and these notes.
   async function saveGold(work, docId) {
     const record = clone(work.record);
     const accepted = Object.keys(state.accepted[docId] || {}).length;
     record.annotation = {
-      method: `trialstruct review --serve: ${work.base} record checked and corrected against the source`,
+      method: "trialstruct review --serve",
       checked_by: state.reviewer || "reviewer",
       date: new Date().toISOString().slice(0, 10),
-      notes: `${accepted} accepted, ${state.edits[docId] || 0} edits`,
+      notes: `${accepted} accepted, ${state.edits[docId] || 0} edits (from the ${work.base} record)`,
     };
-    let response;
-    try {
-      response = await fetch("/api/gold/" + encodeURIComponent(docId), {
-        method: "POST",
-        headers: {"Content-Type": "application/json", "X-Review-Token": DATA.token},
-        body: JSON.stringify(record),
-      });
-    } catch (err) {
-      return setStatus(`save failed: ${err.message}`, true);
-    }
-    const reply = await response.json().catch(() => ({error: `HTTP ${response.status}`}));
-    if (!response.ok) return setStatus(`not saved: ${reply.error}`, true);
+    const reply = await post("/api/gold/" + encodeURIComponent(docId), record);
+    if (reply.error) return setStatus(`not saved: ${reply.error}`, true);
     state.bundles[docId] = reply.bundle;
+    DATA.problems = DATA.problems.filter((p) => p.doc_id !== docId).concat(
+      (reply.bundle.gold.problems || []).map((p) => Object.assign({doc_id: docId}, p)));
     state.work[docId] = {base: "gold", record: clone(reply.bundle.gold.record)};
     state.edits[docId] = 0;
     DATA.docs[state.current] = reply.summary;
@@ -659,8 +868,6 @@
       retype.addEventListener("change", () => { e.type = retype.value; edited(docId, `${e.id} is now ${e.type}`); });
       const negated = el("input", {type: "checkbox", id: "negated", checked: e.negated});
       negated.addEventListener("change", () => { e.negated = negated.checked; edited(docId, `${e.id} negated: ${e.negated}`); });
-      const fields = el("textarea", {id: "fields", spellcheck: "false"});
-      fields.value = JSON.stringify({negated: e.negated, value: e.value, temporal: e.temporal, alignment: e.alignment}, null, 1);
       rows.push(
         el("div", {class: "row"}, el("strong", null, e.id), retype, el("label", null, negated, " negated")),
         el("div", {class: "row"},
@@ -674,8 +881,9 @@
             found.criterion.entities.splice(found.criterion.entities.indexOf(e), 1);
             edited(docId, `deleted ${e.id}`, null);
           })),
-        fields,
-        el("div", {class: "row"}, button("apply fields", "apply-fields", () => applyFields(found, work, docId, fields.value))));
+        attributeForm("value", e.value),
+        attributeForm("temporal", e.temporal),
+        el("div", {class: "row"}, button("apply value and time window", "apply-fields", () => applyFields(found, work, docId))));
     }
     const reviewer = el("input", {id: "reviewer", placeholder: "your name", value: state.reviewer});
     reviewer.addEventListener("input", () => (state.reviewer = reviewer.value));
