@@ -7,7 +7,10 @@ Each fold learns a lexicon on the other 4/5 and tags the held-out 1/5; the table
 over the folds (micro) for strict and relaxed matching, overall and per type, then the relaxed
 micro-F1 of each held-out fold with their mean, for:
 - naive: every annotated phrase, majority type, greedy longest match (no filtering, no rules);
-- rules: the shipped tagger (`tag_text`) with a lexicon learned the same way as build_lexicon.
+- lexicon: the rules backend without its sequence tagger (`tag_text` with a lexicon learned the same
+  way as build_lexicon);
+- rules: the rules backend as shipped: lexicon plus the sequence tagger, trained inside the fold the same
+  way as train_tagger (needs python-crfsuite: pip install -e ".[train]").
 Value/temporal attachment: among relaxed-matched gold entities that Chia links to a Value
 (Has_value) or Temporal (Has_temporal), the share whose predicted value/temporal overlaps that span.
 """
@@ -15,30 +18,22 @@ Value/temporal attachment: among relaxed-matched gold entities that Chia links t
 from __future__ import annotations
 
 import argparse
-import random
 import sys
 import time
 from collections import defaultdict
 from pathlib import Path
 from statistics import mean, pstdev
 
-from pipeline.evaluate.chia import DOMAIN_TYPES, ChiaDocument, read_chia_dir
+from pipeline.chia import DOMAIN_TYPES, ChiaDocument, read_chia_dir
 from pipeline.evaluate.match import Counts, count, match_spans
 from pipeline.extract.rules.build_lexicon import annotated_pairs, hint_vocabulary
+from pipeline.extract.rules.crf import CrfTagger
 from pipeline.extract.rules.lexicon import Lexicon, learn_lexicon
 from pipeline.extract.rules.tagger import Tagged, gazetteer_matches, tag_text
+from pipeline.extract.rules.train_tagger import folds_by_trial
+from pipeline.extract.rules.train_tagger import train as train_tagger
 
 DEFAULT_DIR = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "chia-dev"
-
-
-def folds_by_trial(docs: list[ChiaDocument], k: int, seed: int = 13) -> list[list[ChiaDocument]]:
-    trials = sorted({d.nct_id for d in docs})
-    random.Random(seed).shuffle(trials)
-    fold_of = {trial: i % k for i, trial in enumerate(trials)}
-    folds: list[list[ChiaDocument]] = [[] for _ in range(k)]
-    for doc in docs:
-        folds[fold_of[doc.nct_id]].append(doc)
-    return folds
 
 
 def gold_entities(doc: ChiaDocument) -> list:
@@ -73,10 +68,10 @@ def evaluate(folds: list[list[ChiaDocument]], system: str) -> tuple[dict, dict, 
     for i, held_out in enumerate(folds):
         before = sum(relaxed.values(), Counts())
         train = [d for j, fold in enumerate(folds) if j != i for d in fold]
-        lexicon = learn(train, system)
+        lexicon, tagger = learn(train, system)
         for doc in held_out:
             gold = gold_entities(doc)
-            pred = gazetteer_matches(doc.text, lexicon) if system == "naive" else tag_text(doc.text, lexicon)
+            pred = gazetteer_matches(doc.text, lexicon) if system == "naive" else tag_text(doc.text, lexicon, tagger)
             for typ in DOMAIN_TYPES:
                 g = [e for e in gold if e.type == typ]
                 p = [e for e in pred if e.type == typ]
@@ -89,12 +84,18 @@ def evaluate(folds: list[list[ChiaDocument]], system: str) -> tuple[dict, dict, 
 
 
 VOCABULARY: dict[str, str] = {}
+SYSTEMS = ("naive", "lexicon", "rules")
 
 
-def learn(train: list[ChiaDocument], system: str) -> Lexicon:
+def learn(train: list[ChiaDocument], system: str) -> tuple[Lexicon, CrfTagger | None]:
+    """The lexicon (and for `rules` the sequence tagger) learned from the training folds only."""
     if system == "naive":
-        return learn_lexicon(annotated_pairs(train), min_precision=0.0, min_head_count=10**9, learn_plain=False)
-    return learn_lexicon(annotated_pairs(train), vocabulary=VOCABULARY)
+        pairs = annotated_pairs(train)
+        return learn_lexicon(pairs, min_precision=0.0, min_head_count=10**9, learn_plain=False), None
+    lexicon = learn_lexicon(annotated_pairs(train), vocabulary=VOCABULARY)
+    if system == "lexicon":
+        return lexicon, None
+    return lexicon, CrfTagger(train_tagger(train, VOCABULARY), lexicon.word_type)
 
 
 def _row(name: str, strict: Counts, relaxed: Counts) -> str:
@@ -125,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("chia_dir", nargs="?", type=Path, default=DEFAULT_DIR)
     parser.add_argument("--hint", type=Path, default=DEFAULT_DIR.parent / "hint" / "hint-trials.jsonl")
     parser.add_argument("--folds", type=int, default=5)
-    parser.add_argument("--system", choices=("naive", "rules", "both"), default="both")
+    parser.add_argument("--system", choices=(*SYSTEMS, "all"), default="all")
     args = parser.parse_args(argv)
     if not args.chia_dir.is_dir():
         print(f"chia_cv: {args.chia_dir} not found (need the chia-dev folder of ../shared/data)", file=sys.stderr)
@@ -133,9 +134,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.hint.is_file():
         VOCABULARY.update(hint_vocabulary(args.hint))
     docs = read_chia_dir(args.chia_dir)
-    folds = folds_by_trial(docs, args.folds)
+    folds = folds_by_trial(docs, args.folds, seed=13)
     print(f"{len(docs)} documents, {len({d.nct_id for d in docs})} trials, {args.folds} folds split by trial")
-    for system in ("naive", "rules") if args.system == "both" else (args.system,):
+    for system in SYSTEMS if args.system == "all" else (args.system,):
         started = time.perf_counter()
         print_table(system, *evaluate(folds, system))
         print(f"\n({system}: {time.perf_counter() - started:.1f}s)")

@@ -64,11 +64,12 @@ def test_seeds_with_criteria_get_entities_and_the_empty_one_does_not(records: di
         ("003", "PLT", "Measurement", ("<100×109/L", "<", None, 100, "x10^9/L")),  # seeds/003: "PLT<100×109/L"
         ("003", "HGB", "Measurement", ("≤85g/L", "<=", None, 85, "g/L")),  # seeds/003: "HGB≤85g/L"
         ("004", "eGFR", "Measurement", ("<30ml/min", "<", None, 30, "mL/min")),  # seeds/004: "eGFR<30ml/min"
-        ("004", "IgG", "Measurement", ("<4g/L", "<", None, 4, "g/L")),  # seeds/004: "IgG<4g/L"
+        ("004", "exc-10.e:IgG", "Measurement", ("<4g/L", "<", None, 4, "g/L")),  # seeds/004: "IgG<4g/L"
     ],
 )
 def test_values_attach_to_measurements_and_persons(records, seed, text, typ, value) -> None:
-    entity = _find(records[seed], text)
+    criterion, _, text = text.rpartition(":")  # 'exc-10.e:IgG': the IgG of exc-10 ('elevated IgG' is inc-3)
+    entity = _find(records[seed], text, criterion)
     assert entity.type == typ
     assert entity.value is not None
     got = (entity.value.text, entity.value.comparator, entity.value.low, entity.value.high, entity.value.unit)
@@ -85,7 +86,7 @@ def test_values_attach_to_measurements_and_persons(records, seed, text, typ, val
         # seeds/004: "Previously treated with rituximab within six months"
         ("004", "exc-1.", "rituximab", "Drug", ("before", "now", 0, 180)),
         # seeds/001: "Received intravenous glucocorticoid (> 1 mg/kg/d) within 4 weeks"
-        ("001", "exc-2.", "glucocorticoid", "Drug", ("before", "now", 0, 28)),
+        ("001", "exc-2.", "intravenous glucocorticoid", "Drug", ("before", "now", 0, 28)),  # route: GUIDELINE 4
     ],
 )
 def test_time_windows_attach(records, seed, criterion, text, typ, window) -> None:

@@ -1,8 +1,9 @@
 """The `rules` backend: deterministic, offline entity extraction (the default with no API key).
 
-Each criterion's text is tagged by `tag_text` with the shipped lexicon (learned from Chia, see
-build_lexicon.py and the header of lexicon.tsv), and the results are shifted to absolute offsets
-into `record.source_text`. Text that belongs to a sub-criterion is tagged once, in the sub-criterion.
+Each criterion's text is tagged by `tag_text` with the shipped lexicon and sequence tagger (both
+learned from Chia, see build_lexicon.py, train_tagger.py and the headers of lexicon.tsv and tagger.tsv),
+and the results are shifted to absolute offsets into `record.source_text`. Text that belongs to a
+sub-criterion is tagged once, in the sub-criterion.
 """
 
 from __future__ import annotations
@@ -14,20 +15,34 @@ from typing import Any
 from pipeline import __version__
 from pipeline.config import RunConfig
 from pipeline.extract import Extraction
+from pipeline.extract.rules.crf import CrfModel, CrfTagger
 from pipeline.extract.rules.lexicon import Lexicon, load_training_digests, text_digest, training_record_path
 from pipeline.extract.rules.tagger import Tagged, tag_text
 from pipeline.schema import Criterion, Evidence, Provenance, Trial, TrialRecord
 
 LEXICON_PATH = Path(__file__).with_name("lexicon.tsv")
-RULES_VERSION = "rules-1"
+TAGGER_PATH = Path(__file__).with_name("tagger.tsv")
+RULES_VERSION = "rules-2"
 
-__all__ = ["Backend", "Tagged", "load_default_lexicon", "tag_text"]
+__all__ = ["Backend", "Tagged", "load_default_lexicon", "load_default_tagger", "tag_text"]
 
 
 @lru_cache(maxsize=1)
 def load_default_lexicon() -> Lexicon:
     """The shipped lexicon, read once per process."""
     return Lexicon.load(LEXICON_PATH)
+
+
+@lru_cache(maxsize=1)
+def load_default_model() -> CrfModel:
+    """The shipped sequence tagger's weights, read once per process."""
+    return CrfModel.load(TAGGER_PATH)
+
+
+@lru_cache(maxsize=1)
+def load_default_tagger() -> CrfTagger:
+    """The shipped tagger bound to the shipped lexicon (the pair it was trained with)."""
+    return CrfTagger(load_default_model(), load_default_lexicon().word_type)
 
 
 @lru_cache(maxsize=1)
@@ -89,9 +104,16 @@ class Backend:
     name = "rules"
     cpu_bound = True
 
-    def __init__(self, config: RunConfig, lexicon: Lexicon | None = None) -> None:
+    def __init__(self, config: RunConfig, lexicon: Lexicon | None = None, *, tagger: bool = True) -> None:
+        """`lexicon`: another lexicon than the shipped one (the shipped tagger is then bound to it);
+        `tagger=False`: lexicon and context rules alone, without the sequence tagger."""
         self.config = config
         self.lexicon = lexicon or load_default_lexicon()
+        self.tagger: CrfTagger | None = None
+        if tagger and lexicon is None:
+            self.tagger = load_default_tagger()
+        elif tagger:
+            self.tagger = CrfTagger(load_default_model(), self.lexicon.word_type)
 
     def provenance(self) -> Provenance:
         return Provenance(backend=self.name, model=RULES_VERSION, pipeline_version=__version__)
@@ -125,7 +147,7 @@ class Backend:
 
     def _entities(self, criterion: Criterion, inner: list[tuple[int, int]]) -> list[dict[str, Any]]:
         """Entities of one criterion, leaving text that belongs to its sub-criteria to them."""
-        found = tag_text(criterion.text, self.lexicon)
+        found = tag_text(criterion.text, self.lexicon, self.tagger)
         if inner:
             found = [t for t in found if not any(s <= t.start + criterion.start < e for s, e in inner)]
         return [_entity(t, criterion, n) for n, t in enumerate(found, 1)]

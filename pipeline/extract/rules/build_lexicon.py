@@ -17,9 +17,10 @@ import argparse
 import ast
 import json
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
-from pipeline.evaluate.chia import DOMAIN_TYPES, ChiaDocument, read_chia_dir
+from pipeline.chia import DOMAIN_TYPES, ChiaDocument, read_chia_dir
 from pipeline.extract.rules.lexicon import key_of, learn_lexicon, save_training_record, tokenize, training_record_path
 
 DEFAULT_OUTPUT = Path(__file__).with_name("lexicon.tsv")
@@ -65,32 +66,47 @@ def hint_vocabulary(path: Path, exclude: frozenset[str] = frozenset()) -> dict[s
     return vocabulary
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+@dataclass
+class TrainingInput:
+    """What the lexicon builder and the tagger trainer learn from, read from their command line."""
+
+    docs: list[ChiaDocument]
+    vocabulary: dict[str, str]
+    hint: Path
+    output: Path
+
+
+def training_input(program: str, description: str, default_output: Path, argv: list[str] | None) -> TrainingInput:
+    """Parse `<chia-dir> [--hint FILE] [-o OUTPUT]`, read the Chia documents and the registry vocabulary
+    (gold trials left out); exits with status 2 and one line on stderr when there are no documents."""
+    parser = argparse.ArgumentParser(prog=program, description=description)
     parser.add_argument("chia_dir", type=Path)
     parser.add_argument("--hint", help="HINT JSONL (default: <chia-dir>/../hint/hint-trials.jsonl; 'none': skip)")
-    parser.add_argument("-o", "--output", type=Path, default=DEFAULT_OUTPUT)
+    parser.add_argument("-o", "--output", type=Path, default=default_output)
     args = parser.parse_args(argv)
-    if not args.chia_dir.is_dir():
-        print(f"build_lexicon: {args.chia_dir} is not a directory", file=sys.stderr)
-        return 2
-    docs = read_chia_dir(args.chia_dir)
+    docs = read_chia_dir(args.chia_dir) if args.chia_dir.is_dir() else []
     if not docs:
-        print(f"build_lexicon: no .txt documents in {args.chia_dir}", file=sys.stderr)
-        return 2
+        print(f"{program}: no Chia .txt documents in {args.chia_dir}", file=sys.stderr)
+        raise SystemExit(2)
     hint = Path(args.hint) if args.hint else args.chia_dir.parent / "hint" / "hint-trials.jsonl"
     gold_ids = frozenset(path.stem for path in GOLD_DIR.glob("*.json"))
     vocabulary = hint_vocabulary(hint, gold_ids) if args.hint != "none" and hint.is_file() else {}
+    return TrainingInput(docs, vocabulary, hint, args.output)
+
+
+def main(argv: list[str] | None = None) -> int:
+    given = training_input("build_lexicon", __doc__.splitlines()[0], DEFAULT_OUTPUT, argv)
+    docs, vocabulary = given.docs, given.vocabulary
     lexicon = learn_lexicon(annotated_pairs(docs), vocabulary=vocabulary)
     header = ATTRIBUTION.format(
-        trials=len({d.nct_id for d in docs}), documents=len(docs), vocabulary=len(vocabulary), hint=hint.name
+        trials=len({d.nct_id for d in docs}), documents=len(docs), vocabulary=len(vocabulary), hint=given.hint.name
     )
-    lexicon.save(args.output, header)
-    training = training_record_path(args.output)
-    note = f"Texts the lexicon {args.output.name} was learned from: file stem, SHA-256 of the text (16 hex digits)."
+    lexicon.save(given.output, header)
+    training = training_record_path(given.output)
+    note = f"Texts the lexicon {given.output.name} was learned from: file stem, SHA-256 of the text (16 hex digits)."
     save_training_record(training, [(doc.doc_id, doc.text) for doc in docs], note)
     sizes = f"{len(lexicon.phrases)} phrases, {len(lexicon.heads)} heads, {len(lexicon.plain)} plain"
-    print(f"wrote {args.output}: {sizes}; {training}: {len(docs)} training texts")
+    print(f"wrote {given.output}: {sizes}; {training}: {len(docs)} training texts")
     return 0
 
 

@@ -90,12 +90,12 @@ class Memo(dict):
     call in a per-token loop); emptied when `limit` answers are held, so a registry-sized vocabulary
     cannot grow it without end."""
 
-    def __init__(self, function: Callable[[str], Any], limit: int = 200_000) -> None:
+    def __init__(self, function: Callable[[Any], Any], limit: int = 200_000) -> None:
         super().__init__()
         self.function = function
         self.limit = limit
 
-    def __missing__(self, key: str) -> Any:
+    def __missing__(self, key: Any) -> Any:
         if len(self) >= self.limit:
             self.clear()
         answer = self[key] = self.function(key)

@@ -19,17 +19,21 @@ Offsets are into the input string; `Backend` shifts them to `record.source_text`
 from __future__ import annotations
 
 import re
+from bisect import bisect_left, bisect_right
 from dataclasses import dataclass, replace
 from itertools import pairwise
+from typing import Any
 
+from pipeline.extract.rules.crf import CrfTagger, bio_labels, sequence_features
 from pipeline.extract.rules.lexicon import STOPWORDS, Lexicon, PreparedText, Token, tokenize
 from pipeline.extract.rules.negation import find_negations, is_negated
+from pipeline.extract.rules.spans import SpanIndex
 from pipeline.extract.rules.temporal import TemporalMatch, find_temporals
 from pipeline.extract.rules.values import DOSE_UNITS, ValueMatch, find_values
 
 HEAD_RUN_MAX = 5
 VALUE_GAP = 25
-TEMPORAL_GAP = 60
+TEMPORAL_GAP = 150
 WINDOW_GAP = 150
 VALUE_TYPES = frozenset({"Measurement", "Person", "Observation", "Drug"})  # Drug: doses only
 PERSON_WORDS = frozenset(
@@ -45,6 +49,18 @@ PROCEDURE_HEADS = frozenset(
     """.split()  # noqa: SIM905
 )
 NOT_MEASUREMENT_AFTER = frozenset(["age", "aged", "old", "year", "years"])
+SEX_WORDS = frozenset(["female", "females", "male", "males", "woman", "women", "man", "men", "gender", "sex"])
+AGE_WORDS = frozenset(["age", "aged", "ages"])
+OLD = re.compile(r"(?:years?\s+)?old", re.IGNORECASE)
+LONE_MODIFIERS = frozenset(
+    """
+    chronic acute severe active mild moderate uncontrolled significant serious recent
+    neurological neurologic renal hepatic cardiac cardiovascular pulmonary gastrointestinal psychiatric endocrine
+    metabolic hematologic hematological immunologic immunological respiratory
+    """.split()  # noqa: SIM905
+)  # qualifiers and body-system adjectives: part of a name ('chronic kidney disease'), never one alone
+COORDINATION = re.compile(r"\s*(?:,\s*|/)?(?:(?:and/or|or|and)\s+)?")
+ADVERB = re.compile(r"[a-z]{4,}ally", re.IGNORECASE)  # 'Histologically', 'surgically': how, not what
 AGE_PHRASE = re.compile(r"(?:old|of age|older|younger)$", re.IGNORECASE)
 SHARE_GAP = 30
 DIGIT = re.compile(r"\d")
@@ -129,10 +145,10 @@ def _joinable(tokens: list[Token], k: int, group: list[int]) -> bool:
     return gap <= 1 and tokens[k - 1][2] not in ",;()" and tokens[k][2] not in ",;()"
 
 
-def _value_after(end: int, text: str, values: list[ValueMatch]) -> ValueMatch | None:
+def _value_after(end: int, text: str, values: SpanIndex[ValueMatch]) -> ValueMatch | None:
     """The first value starting shortly after `end` with no clause break in between."""
-    for value in values:
-        if value.start >= end and value.start - end <= VALUE_GAP and _same_clause(text, end, value.start):
+    for value in values.near(end, end + VALUE_GAP):
+        if value.start >= end and _same_clause(text, end, value.start):
             return value
     return None
 
@@ -169,11 +185,14 @@ def _orphan_measurements(
 ) -> list[tuple[int, int, str]]:
     """A threshold right after unrecognised words ('IgG<4g/L'): up to 3 content words before it."""
     added = []
+    span_ends = {end for _, end, _ in spans}
+    token_ends = [token[1] for token in tokens]
     for value in values:
-        if not _qualifies(value) or any(end <= value.start and value.start - end <= 3 for _, end, _ in spans):
+        if not _qualifies(value) or any(value.start - gap in span_ends for gap in range(4)):
             continue
         words: list[Token] = []
-        for token in reversed([t for t in tokens if t[1] <= value.start]):
+        for k in range(bisect_right(token_ends, value.start) - 1, -1, -1):
+            token = tokens[k]
             _, end, norm = token
             if (words and words[0][0] - end > 1) or (not words and value.start - end > 3):
                 break
@@ -187,10 +206,11 @@ def _orphan_measurements(
     return added
 
 
-def _nearest(start: int, end: int, items: list, text: str, gap: int) -> object | None:
-    """The item closest to the span start:end in the same clause, within `gap` characters."""
+def _nearest(start: int, end: int, items: SpanIndex, text: str, gap: int) -> Any:
+    """The item closest to the span start:end in the same clause, within `gap` characters (the first
+    in order of start when two are as close)."""
     best, best_gap = None, gap + 1
-    for item in items:
+    for item in items.near(start - gap, end + gap):
         if item.start >= end:
             distance, between = item.start - end, (end, item.start)
         elif item.end <= start:
@@ -202,19 +222,46 @@ def _nearest(start: int, end: int, items: list, text: str, gap: int) -> object |
     return best
 
 
-def _usable_values(values: list[ValueMatch]) -> dict[str, list[ValueMatch]]:
+def _usable_values(values: list[ValueMatch]) -> dict[str, SpanIndex[ValueMatch]]:
     """Values each entity type may carry: results ('positive') go to Measurements only, doses to Drugs."""
     values = [v for v in values if v.unit is not None or v.comparator is None or _qualifies(v) or _score_bound(v)]
-    thresholds = [v for v in values if v.comparator is not None]
+    thresholds = SpanIndex([v for v in values if v.comparator is not None])
     return {
-        "Measurement": values,
+        "Measurement": SpanIndex(values),
         "Person": thresholds,
         "Observation": thresholds,
-        "Drug": [v for v in values if v.unit in DOSE_UNITS],
+        "Drug": SpanIndex([v for v in values if v.unit in DOSE_UNITS]),
     }
 
 
-def _value_for(start: int, end: int, typ: str, text: str, usable: dict[str, list[ValueMatch]]) -> ValueMatch | None:
+def _drop_non_entities(text: str, spans: list[tuple[int, int, str]]) -> list[tuple[int, int, str]]:
+    """Leave out what names no entity on its own: a lone qualifier or body-system adjective ('Chronic',
+    'renal'; kept when coordinated with the next name, 'renal or hepatic disease', where Chia annotates a
+    discontinuous entity per conjunct), an adverb ('Histologically'), and 'old' after an age word ('Age 18
+    years old': one Person)."""
+    kept: list[tuple[int, int, str]] = []
+    for n, (start, end, typ) in enumerate(spans):
+        words = text[start:end]
+        coordinated = n + 1 < len(spans) and COORDINATION.fullmatch(text, end, spans[n + 1][0])
+        if (words.lower() in LONE_MODIFIERS and not coordinated) or ADVERB.fullmatch(words):
+            continue
+        if typ == "Person" and OLD.fullmatch(words) and _after_age_word(text, kept, start):
+            continue
+        kept.append((start, end, typ))
+    return kept
+
+
+def _after_age_word(text: str, kept: list[tuple[int, int, str]], start: int) -> bool:
+    return any(
+        typ == "Person" and text[s:e].lower() in AGE_WORDS and 0 <= start - e <= VALUE_GAP + 15
+        and _same_clause(text, e, start)
+        for s, e, typ in kept[-3:]
+    )
+
+
+def _value_for(
+    start: int, end: int, typ: str, text: str, usable: dict[str, SpanIndex[ValueMatch]]
+) -> ValueMatch | None:
     value = _nearest(start, end, usable[typ], text, VALUE_GAP)
     if value is not None and typ == "Person" and value.unit is None:
         return replace(value, unit="years")  # ages are in years unless the text says otherwise
@@ -232,18 +279,20 @@ def _attach(
     A window with a length anywhere in the clause wins over a nearer bare cue ('History of').
     """
     text = prepared.text
-    negations = find_negations(prepared)
+    negations = SpanIndex(sorted(find_negations(prepared), key=lambda scope: scope.start))
     usable = _usable_values(values) if values else None
-    windows = [t for t in temporals if t.min_days is not None or t.max_days is not None]
+    windows = SpanIndex([t for t in temporals if t.min_days is not None or t.max_days is not None])
+    cues = SpanIndex(temporals)
     out = []
+    aged = any(typ == "Person" and text[start:end].lower() in AGE_WORDS for start, end, typ in spans)
     for start, end, typ in spans:
-        value = _value_for(start, end, typ, text, usable) if usable and typ in VALUE_TYPES else None
+        value = None
+        if usable and typ in VALUE_TYPES and not (aged and text[start:end].lower() in SEX_WORDS):
+            value = _value_for(start, end, typ, text, usable)  # with an age word the age is its value, not the sex's
         temporal = None
         if temporals:
-            temporal = _nearest(start, end, windows, text, WINDOW_GAP) or _nearest(
-                start, end, temporals, text, TEMPORAL_GAP
-            )
-        negated = bool(negations) and is_negated(start, end, negations)
+            temporal = _nearest(start, end, windows, text, WINDOW_GAP) or _nearest(start, end, cues, text, TEMPORAL_GAP)
+        negated = bool(negations) and is_negated(start, end, negations.near(start, start))
         out.append(Tagged(start, end, typ, text[start:end], negated, value, temporal))
     _share_values(text, out)
     return out
@@ -274,10 +323,12 @@ def _may_share(text: str, taker: Tagged, giver: Tagged) -> bool:
 def _age_phrases(spans: list[tuple[int, int, str]], values: list[ValueMatch]) -> list[tuple[int, int, str]]:
     """'18 to 75 years old' with no age word near it: the phrase itself is the Person (GUIDELINE 5)."""
     added = []
+    person_ends = sorted(e for _, e, typ in spans if typ == "Person")
     for value in values:
         if value.unit != "years" or not AGE_PHRASE.search(value.text):
             continue
-        if not any(typ == "Person" and abs(value.start - e) <= VALUE_GAP for _, e, typ in spans):
+        first = bisect_left(person_ends, value.start - VALUE_GAP)
+        if first == len(person_ends) or person_ends[first] > value.start + VALUE_GAP:
             added.append((value.start, value.end, "Person"))
     return added
 
@@ -293,27 +344,91 @@ def gazetteer_matches(text: str, lexicon: Lexicon) -> list[Tagged]:
 
 
 def _typed_spans(
-    text: str, tokens: list[Token], lexicon: Lexicon, values: list[ValueMatch], temporals: list[TemporalMatch]
+    text: str,
+    tokens: list[Token],
+    candidates: list[tuple[int, int, str]],
+    values: list[ValueMatch],
+    temporals: list[TemporalMatch],
 ) -> list[tuple[int, int, str]]:
-    """Lexicon and head spans with their type decided in context; none inside a numeric time window."""
-    in_time = [(t.start, t.end) for t in temporals if t.min_days is not None or t.max_days is not None]
+    """Candidate spans (token ranges) as character spans with their type decided in context; none inside a
+    numeric time window."""
+    in_time = SpanIndex([t for t in temporals if t.min_days is not None or t.max_days is not None])
+    after = SpanIndex(values)
     spans = []
-    for a, b, typ in _head_matches(tokens, _phrase_matches(tokens, lexicon), lexicon):
+    for a, b, typ in candidates:
         start, end = tokens[a][0], tokens[b - 1][1]
-        if in_time and any(s <= start and end <= e for s, e in in_time):
+        if in_time and any(t.start <= start and end <= t.end for t in in_time.near(start, start)):
             continue
-        value = _value_after(end, text, values) if values else None
+        value = _value_after(end, text, after) if values else None
         spans.append((start, end, _context_type(tokens[a:b], typ, value)))
     return spans
 
 
-def tag_text(text: str, lexicon: Lexicon) -> list[Tagged]:
-    """All domain entities in `text`, sorted by offset, with value/temporal/negation attached."""
+def _covered(tokens: list[Token], spans: list[ValueMatch] | list[TemporalMatch]) -> list[bool]:
+    """Whether each token lies inside one of `spans` (sorted by start, non-overlapping)."""
+    flags = [False] * len(tokens)
+    k = 0
+    for span in spans:
+        while k < len(tokens) and tokens[k][1] <= span.start:
+            k += 1
+        j = k
+        while j < len(tokens) and tokens[j][0] < span.end:
+            flags[j] = True
+            j += 1
+    return flags
+
+
+def _tagger_columns(
+    tokens: list[Token],
+    phrases: list[tuple[int, int, str]],
+    candidates: list[tuple[int, int, str]],
+    values: list[ValueMatch],
+    temporals: list[TemporalMatch],
+) -> dict[str, list[str]]:
+    """Per-token labels the sequence tagger reads: lexicon phrases, rules spans, value and time-window cover."""
+    return {
+        "L": bio_labels(len(tokens), phrases),
+        "R": bio_labels(len(tokens), candidates),
+        "V": ["1" if flag else "0" for flag in _covered(tokens, values)],
+        "T": ["1" if flag else "0" for flag in _covered(tokens, temporals)],
+    }
+
+
+def tagger_features(text: str, lexicon: Lexicon) -> tuple[list[Token], list[list[str]]]:
+    """The tokens of `text` and the sequence tagger's features for each (what train_tagger.py learns from)."""
+    prepared = PreparedText.of(text)
+    tokens = prepared.tokens
+    values, temporals = find_values(prepared), find_temporals(prepared)
+    phrases = _phrase_matches(tokens, lexicon)
+    candidates = _head_matches(tokens, phrases, lexicon)
+    columns = _tagger_columns(tokens, phrases, candidates, values, temporals)
+    return tokens, sequence_features(text, tokens, columns, lexicon.word_type)
+
+
+def _merge_tagger(
+    found: list[tuple[int, int, str]], candidates: list[tuple[int, int, str]], count: int
+) -> list[tuple[int, int, str]]:
+    """The sequence tagger's spans, plus the lexicon's where the tagger found nothing."""
+    taken = [False] * count
+    for a, b, _ in found:
+        taken[a:b] = [True] * (b - a)
+    return sorted(found + [span for span in candidates if not any(taken[span[0] : span[1]])])
+
+
+def tag_text(text: str, lexicon: Lexicon, tagger: CrfTagger | None = None) -> list[Tagged]:
+    """All domain entities in `text`, sorted by offset, with value/temporal/negation attached.
+
+    With a sequence `tagger` (crf.py), names are found by it and the lexicon fills what it leaves."""
     prepared = PreparedText.of(text)
     tokens = prepared.tokens
     values = find_values(prepared)
     temporals = find_temporals(prepared)
-    spans = _typed_spans(text, tokens, lexicon, values, temporals)
+    phrases = _phrase_matches(tokens, lexicon)
+    candidates = _head_matches(tokens, phrases, lexicon)
+    if tagger is not None:
+        columns = _tagger_columns(tokens, phrases, candidates, values, temporals)
+        candidates = _merge_tagger(tagger.spans(text, tokens, columns), candidates, len(tokens))
+    spans = _drop_non_entities(text, _typed_spans(text, tokens, candidates, values, temporals))
     if values:
         spans += _orphan_measurements(text, tokens, spans, values)
         spans += _age_phrases(spans, values)

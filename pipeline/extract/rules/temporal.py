@@ -16,6 +16,8 @@ Conventions (evals/GUIDELINE.md section 6; the `Temporal` schema):
   'prior to/before A' (no number) -> before A - -;  'at A' -> during A - -;  'during the study' -> during study - -
   'history of', 'previous(ly)', 'prior', 'past', 'ever', 'has had', 'underwent' -> before now - -
   'current(ly)', 'concurrent', 'active', 'concomitant', 'ongoing' -> during now - -
+  'pre-operative', 'post-operative' -> before|after surgery - -;  'pre-treatment' -> before first_dose - -;
+  'pre-existing' -> before now - -
 """
 
 from __future__ import annotations
@@ -25,15 +27,16 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from pipeline.extract.rules.lexicon import PreparedText, matches_at, word_set
+from pipeline.extract.rules.spans import Intervals
 from pipeline.extract.rules.values import NUM, number_windows, parse_number
 
 UNIT_DAYS = {"year": 365.0, "month": 30.0, "week": 7.0, "day": 1.0, "hour": 1 / 24}
-_UNIT = r"(?P<unit>years?|yrs?|months?|mos?|weeks?|wks?|days?|hours?|hrs?)\b"
+_UNIT = r"(?P<unit>years?|yrs?|y|months?|mos?|weeks?|wks?|days?|hours?|hrs?|h)\b"
 _NUMBER = rf"(?P<num>{NUM}|a|an|one)"
 
 _STUDY_THING = r"(?:the\s+)?(?:study\s+)?(?:drug|treatment|medication|intervention|therapy|dosing)"
 ANCHORS: list[tuple[str, str]] = [
-    (r"(?:the\s+)?screening(?:\s+visit)?", "screening"),
+    (r"(?:the\s+)?(?:study\s+)?screening(?:\s+visit)?", "screening"),
     (r"joining\s+the\s+group|(?:entering|entry\s+into)\s+(?:the|this)\s+(?:study|trial)|(?:the\s+)?(?:study\s+)?"
      r"(?:entry|enrol?lment|registration|inclusion|admission)(?:\s+(?:in|into)\s+(?:the|this)\s+(?:study|trial))?",
      "enrollment"),
@@ -67,6 +70,7 @@ TRIGGERS = {
     "study": ("study", "trial", "dosing"),
     "history": ("history", "previous", "prior", "past", "ever", "has", "underwent", "recent"),
     "current": ("current", "concurrent", "active", "concomitant", "ongoing", "presently"),
+    "periop": ("pre", "post"),
 }  # fmt: skip
 _ALL_TRIGGERS = sorted({w for ws in TRIGGERS.values() for w in ws}, key=len, reverse=True)
 TRIGGER_WORDS = re.compile(r"(?<![a-z0-9])(?:" + "|".join(_ALL_TRIGGERS) + ")")  # which patterns are worth running
@@ -97,6 +101,8 @@ PATTERNS: list[tuple[str, re.Pattern]] = [
                             r"(?:a\s+)?(?:(?:past|prior|previous)\s+)?(?:medical\s+)?history\s+of|previous(?:ly)?|"
                             r"prior(?!\s+to)|past|ever|has\s+had|underwent|has\s+undergone|recent(?:ly)?)\b")),
     ("current", _word_start(r"(?:current(?:ly)?|concurrent(?:ly)?|active|concomitant|ongoing|presently)\b")),
+    ("periop", _word_start(r"(?:(?P<pre>pre)|post)-?(?:(?P<op>operative(?:ly)?|surgical|surgery)|(?P<tx>treatment)|"
+                           r"existing)\b")),
 ]
 
 
@@ -117,7 +123,7 @@ def _days(match: re.Match) -> float | None:
     raw = match.group("num").lower()
     number = 1.0 if raw in ("a", "an") else parse_number(raw)
     unit = match.group("unit").lower().rstrip("s")
-    unit = {"yr": "year", "mo": "month", "wk": "week", "hr": "hour"}.get(unit, unit)
+    unit = {"yr": "year", "y": "year", "mo": "month", "wk": "week", "hr": "hour", "h": "hour"}.get(unit, unit)
     return round(number * UNIT_DAYS[unit], 4)
 
 
@@ -130,7 +136,9 @@ def _anchor(match: re.Match) -> str | None:
         text = groups.get(group)
         if text is not None:
             return name + text.split()[-1] if name == "visit_" else name
-    return None
+    if groups.get("op"):  # 'pre-operative', 'postoperatively'
+        return "surgery"
+    return "first_dose" if groups.get("tx") else None  # 'pre-treatment'; 'pre-existing' is before now
 
 
 def _window(kind: str, match: re.Match) -> tuple[str | None, float | None, float | None]:
@@ -154,6 +162,8 @@ def _window(kind: str, match: re.Match) -> tuple[str | None, float | None, float
         return ("during" if groups.get("at") else direction), None, None
     if kind == "history":
         return "before", None, None
+    if kind == "periop":
+        return ("before" if groups.get("pre") else "after"), None, None
     return "during", None, None
 
 
@@ -167,6 +177,8 @@ FIRST_WORDS = {  # the words each pattern without a number can start with (norma
         "history": "history past previous previously prior current currently a medical ever has underwent recent "
                    "recently",
         "current": "current currently concurrent concurrently active concomitant ongoing presently",
+        "periop": "pre post " + " ".join(f"{when}{what}" for when in ("pre", "post") for what in (
+            "operative", "operatively", "surgical", "surgery", "treatment", "existing")),
     }.items()
 }  # fmt: skip
 
@@ -207,22 +219,23 @@ def find_temporals(text: str | PreparedText) -> list[TemporalMatch]:
     """Every time expression in `text`, non-overlapping, earlier patterns winning ties."""
     prepared = PreparedText.of(text)
     source, lowered = prepared.text, prepared.lowered
-    taken: list[tuple[int, int]] = []
+    taken = Intervals()
     found: list[TemporalMatch] = []
     present = _triggers(prepared)
     amounts = bool(number_windows(lowered)) and UNIT_HINT.search(lowered) is not None
     for kind, pattern in PATTERNS:
         if present.isdisjoint(TRIGGERS[kind]) or (kind in NUMBERED and not amounts):
             continue
+        taken.new_run()
         for match in _finditer(kind, pattern, prepared):
             start, end = match.span()
-            if any(start < e and s < end for s, e in taken):
+            if taken.overlaps(start, end):
                 continue
             direction, low, high = _window(kind, match)
             anchor = _anchor(match)
             if kind in ("within", "past", "for") and anchor is None:  # drop a dangling "prior to"
                 end = match.end("unit")
             anchor = "study" if kind == "study" else anchor or "now"
-            taken.append((start, end))
+            taken.add(start, end)
             found.append(TemporalMatch(start, end, source[start:end], direction, anchor, low, high))
     return sorted(found, key=lambda t: t.start)

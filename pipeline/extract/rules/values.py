@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from pipeline.extract.rules.lexicon import PreparedText, starts_word
+from pipeline.extract.rules.spans import SpanIndex
 
 NUMBER_WORDS = {
     "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8, "nine": 9,
@@ -227,10 +228,11 @@ def _qualitative(text: str, lowered: str, numeric: list[ValueMatch]) -> list[Val
     """Test results without a number ('HBsAg positive'): comparator, bounds and unit stay null."""
     if not QUALITATIVE_HINT.search(lowered):
         return []
+    index = SpanIndex(numeric)
     return [
         ValueMatch(m.start(), m.end(), text[m.start() : m.end()], None, None, None, None)
         for m in QUALITATIVE.finditer(lowered)
-        if not any(v.start <= m.start() < v.end for v in numeric)
+        if not any(v.start <= m.start() < v.end for v in index.near(m.start(), m.start()))
     ]
 
 

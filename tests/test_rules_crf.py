@@ -1,0 +1,141 @@
+"""The rules backend's sequence tagger (crf.py): pure-Python inference from the shipped weights."""
+
+from __future__ import annotations
+
+import itertools
+import random
+from pathlib import Path
+
+import pytest
+
+from pipeline.extract.rules import TAGGER_PATH, load_default_lexicon, load_default_model, load_default_tagger, tag_text
+from pipeline.extract.rules.crf import LABELS, CrfModel, sequence_features, viterbi
+from pipeline.extract.rules.lexicon import PreparedText
+from pipeline.extract.rules.tagger import _head_matches, _phrase_matches, _tagger_columns
+from pipeline.extract.rules.temporal import find_temporals
+from pipeline.extract.rules.values import find_values
+from tests.conftest import SEEDS, shared_path
+
+TEXTS = [
+    "Eastern Cooperative Oncology Group (ECOG) performance status of 0-2",
+    "Use of any investigational drug within 30 days prior to study screening",
+    "Known hypersensitivity to Lorbrena or any of its excipients",
+    "Hemoglobin < 9 g/dL; ANC >= 1.5 x 10^9/L; no history of stroke",
+    "",
+]
+
+
+def _columns(text: str) -> tuple[list, dict[str, list[str]]]:
+    prepared = PreparedText.of(text)
+    lexicon = load_default_lexicon()
+    phrases = _phrase_matches(prepared.tokens, lexicon)
+    candidates = _head_matches(prepared.tokens, phrases, lexicon)
+    columns = _tagger_columns(prepared.tokens, phrases, candidates, find_values(prepared), find_temporals(prepared))
+    return prepared.tokens, columns
+
+
+def _seed_lines() -> list[str]:
+    return [line.strip() for path in sorted(SEEDS.iterdir()) for line in path.read_text().splitlines() if line.strip()]
+
+
+@pytest.mark.parametrize("text", [*TEXTS, *_seed_lines()[:60]])
+def test_cached_slot_sums_equal_the_training_features(text: str) -> None:
+    """Inference sums cached rows by slot; training sees feature strings: the scores must be the same."""
+    tokens, columns = _columns(text)
+    model, tagger = load_default_model(), load_default_tagger()
+    zero = [0.0] * len(LABELS)
+    features = sequence_features(text, tokens, columns, load_default_lexicon().word_type)
+    expected = [model.row(f) or zero for f in features]
+    got = tagger.emissions(text, tokens, columns)
+    assert len(got) == len(expected)
+    for row, want in zip(got, expected, strict=True):
+        assert row == pytest.approx(want, abs=1e-9)
+
+
+def test_viterbi_finds_the_best_path_of_an_exhaustive_search() -> None:
+    rng = random.Random(5)
+    n = len(LABELS)
+    transitions = [[rng.uniform(-3, 3) for _ in range(n)] for _ in range(n)]
+    for _ in range(100):
+        rows = [[rng.uniform(-5, 5) for _ in range(n)] for _ in range(rng.randint(1, 3))]
+
+        def score(path: tuple[int, ...], rows: list[list[float]] = rows) -> float:
+            return sum(r[y] for r, y in zip(rows, path, strict=True)) + sum(
+                transitions[a][b] for a, b in itertools.pairwise(path)
+            )
+
+        best = max(itertools.product(range(n), repeat=len(rows)), key=score)
+        assert viterbi(rows, transitions, beam=1e9) == list(best)
+
+
+def test_the_beam_keeps_nearly_every_label_of_the_full_search() -> None:
+    tagger = load_default_tagger()
+    same = total = 0
+    for text in [*TEXTS, *_seed_lines()]:
+        tokens, columns = _columns(text)
+        rows = tagger.emissions(text, tokens, columns)
+        beam, full = viterbi(rows, tagger.model.transitions), viterbi(rows, tagger.model.transitions, beam=1e9)
+        same += sum(a == b for a, b in zip(beam, full, strict=True))
+        total += len(full)
+    assert total > 1000 and same >= 0.999 * total
+
+
+def _entities(text: str, with_tagger: bool) -> list[tuple[str, str]]:
+    tagger = load_default_tagger() if with_tagger else None
+    return [(t.text, t.type) for t in tag_text(text, load_default_lexicon(), tagger)]
+
+
+@pytest.mark.parametrize(
+    ("text", "entity"),
+    [
+        ("Treatment with xylofrazine within 4 weeks prior to screening", ("xylofrazine", "Drug")),
+        ("Known hypersensitivity to Lorbrena", ("Lorbrena", "Drug")),
+        ("Use of any investigational drug within 30 days", ("investigational drug", "Drug")),
+    ],
+)
+def test_the_tagger_recognises_names_the_lexicon_never_saw(text: str, entity: tuple[str, str]) -> None:
+    assert entity not in _entities(text, with_tagger=False)
+    assert entity in _entities(text, with_tagger=True)
+
+
+def test_a_named_scale_with_its_abbreviation_is_one_measurement_carrying_the_value() -> None:
+    text = "Eastern Cooperative Oncology Group (ECOG) performance status of 0-2"
+    (found,) = tag_text(text, load_default_lexicon(), load_default_tagger())
+    assert (found.text, found.type) == ("Eastern Cooperative Oncology Group (ECOG) performance status", "Measurement")
+    assert found.value is not None and (found.value.low, found.value.high) == (0, 2)
+
+
+def test_tagging_is_deterministic_and_the_weights_load_the_same_every_time() -> None:
+    text = " ".join(_seed_lines()[:40])
+    first = tag_text(text, load_default_lexicon(), load_default_tagger())
+    assert tag_text(text, load_default_lexicon(), load_default_tagger()) == first
+    assert CrfModel.load(TAGGER_PATH) == load_default_model()
+
+
+def test_the_weights_file_credits_chia_and_round_trips(tmp_path: Path) -> None:
+    header = TAGGER_PATH.read_text(encoding="utf-8").split("\ntrans", 1)[0]
+    assert "Kury" in header and "CC BY 4.0" in header and "train_tagger" in header
+    model = load_default_model()
+    model.save(tmp_path / "copy.tsv", "copy")
+    assert CrfModel.load(tmp_path / "copy.tsv") == model
+
+
+def test_a_malformed_weights_line_names_the_file_and_line(tmp_path: Path) -> None:
+    path = tmp_path / "bad.tsv"
+    path.write_text("# header\ntrans\tO\tO\n", encoding="utf-8")
+    with pytest.raises(ValueError, match=r"bad.tsv:2"):
+        CrfModel.load(path)
+
+
+@pytest.mark.slow
+def test_training_is_reproducible_on_a_slice_of_chia() -> None:
+    pytest.importorskip("pycrfsuite", reason="training needs python-crfsuite (pip install -e '.[train]')")
+    from pipeline.chia import read_chia_dir
+    from pipeline.extract.rules.train_tagger import train
+
+    docs = read_chia_dir(shared_path("chia-dev"))[:40]
+    first, second = train(docs, {}), train(docs, {})
+    assert first == second and first.state
+    text = "Known hypersensitivity to Lorbrena"
+    tagger = type(load_default_tagger())(first, load_default_lexicon().word_type)
+    assert tag_text(text, load_default_lexicon(), tagger) == tag_text(text, load_default_lexicon(), tagger)

@@ -1,0 +1,65 @@
+"""The error classes of issue 16, each fixed in general: what a new user saw on HINT trials."""
+
+from __future__ import annotations
+
+import pytest
+
+from pipeline.extract.rules import load_default_lexicon, load_default_tagger, tag_text
+from pipeline.extract.rules.temporal import find_temporals
+
+
+def _found(text: str) -> dict[str, tuple[str, str | None]]:
+    """entity text -> (type, value text) as the shipped backend tags it."""
+    return {
+        t.text: (t.type, t.value.text if t.value else None)
+        for t in tag_text(text, load_default_lexicon(), load_default_tagger())
+    }
+
+
+def test_an_age_range_attaches_to_the_age_word_not_to_the_sex_words() -> None:
+    found = _found("Male or female, aged 18-65 years")
+    assert found["aged"] == ("Person", "18-65 years")
+    assert found["Male"] == ("Person", None) and found["female"] == ("Person", None)
+
+
+def test_a_sex_word_alone_still_carries_the_age_range() -> None:
+    assert _found("Women 18 to 45 years")["Women"] == ("Person", "18 to 45 years")
+
+
+def test_age_and_old_are_one_person() -> None:
+    found = _found("Age 18 years old or older")
+    assert found == {"Age": ("Person", "18 years old or older")}
+
+
+@pytest.mark.parametrize(
+    ("text", "not_entities"),
+    [
+        ("Histologically confirmed renal cell carcinoma", {"Histologically"}),
+        ("Surgically sterile women", {"Surgically"}),
+        ("Disease that is chronic", {"chronic"}),
+        ("History of renal", {"renal"}),
+    ],
+)
+def test_adverbs_and_lone_qualifiers_are_no_entities(text: str, not_entities: set[str]) -> None:
+    assert not not_entities & set(_found(text))
+
+
+@pytest.mark.parametrize(
+    ("text", "window"),
+    [
+        ("drugs within 4 weeks prior to study screening", ("before", "screening", 0, 28)),
+        ("Pre-operative hemoglobin > 8 g/dL", ("before", "surgery", None, None)),
+        ("postoperative infection", ("after", "surgery", None, None)),
+        ("pre-treatment granulocyte count", ("before", "first_dose", None, None)),
+        ("acetaminophen within 24 h of surgery", ("before", "surgery", 0, 1)),
+        ("Malignancy within the last 5y", ("before", "now", 0, 1825)),
+    ],
+)
+def test_time_windows_and_their_anchors(text: str, window: tuple) -> None:
+    (found,) = find_temporals(text)
+    assert (found.direction, found.anchor, found.min_days, found.max_days) == window
+
+
+def test_a_body_system_coordinated_with_a_name_is_kept_as_chia_annotates_it() -> None:
+    """'renal or hepatic disease': Chia annotates a discontinuous 'renal ... disease' per conjunct."""
+    assert set(_found("History of renal or hepatic disease")) == {"renal", "hepatic disease"}
