@@ -90,6 +90,9 @@ class RunConfig:
                                                          affects="execution")] = None
     tokens_per_minute: Annotated[float | None, Setting("Client-side limit on model tokens.",
                                                        affects="execution")] = None
+    rules_tagger: Annotated[bool, Setting("Rules backend: find names the lexicon never saw with the sequence tagger "
+                                          "(about 5x slower extraction; off: lexicon and context rules only).",
+                                          env="TRIALSTRUCT_RULES_TAGGER")] = True
     id_field: Annotated[str | None, Setting("Table column holding the document id.")] = None
     text_field: Annotated[str | None, Setting("Table column holding the criteria text.")] = None
     max_bytes: Annotated[int, Setting("Largest input file accepted, in bytes.")] = 20_000_000

@@ -25,7 +25,9 @@ def _option(name: str) -> inspect.Parameter:
     help_text = setting.help + (f" Environment: {setting.env}." if setting.env else "")
     default = getattr(_DEFAULTS, name)
     shown = False if default is None or setting.affects == "secret" else str(default)
-    option = typer.Option(f"--{name.replace('_', '-')}", help=help_text, show_default=shown)
+    flag = f"--{name.replace('_', '-')}"
+    names = f"{flag}/--no-{flag[2:]}" if field_type(name) is bool else flag
+    option = typer.Option(names, help=help_text, show_default=shown)
     return inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=None,
                              annotation=Annotated[field_type(name) | None, option])
 

@@ -104,10 +104,12 @@ class Backend:
     name = "rules"
     cpu_bound = True
 
-    def __init__(self, config: RunConfig, lexicon: Lexicon | None = None, *, tagger: bool = True) -> None:
+    def __init__(self, config: RunConfig, lexicon: Lexicon | None = None, *, tagger: bool | None = None) -> None:
         """`lexicon`: another lexicon than the shipped one (the shipped tagger is then bound to it);
-        `tagger=False`: lexicon and context rules alone, without the sequence tagger."""
+        `tagger=False`: lexicon and context rules alone, without the sequence tagger (default: the
+        `rules_tagger` setting)."""
         self.config = config
+        tagger = config.rules_tagger if tagger is None else tagger
         self.lexicon = lexicon or load_default_lexicon()
         self.tagger: CrfTagger | None = None
         if tagger and lexicon is None:
@@ -116,7 +118,8 @@ class Backend:
             self.tagger = CrfTagger(load_default_model(), self.lexicon.word_type)
 
     def provenance(self) -> Provenance:
-        return Provenance(backend=self.name, model=RULES_VERSION, pipeline_version=__version__)
+        model = RULES_VERSION if self.tagger is None else f"{RULES_VERSION}+tagger"
+        return Provenance(backend=self.name, model=model, pipeline_version=__version__)
 
     def trained_on(self, text: str) -> bool:
         """Whether `text` is one the shipped lexicon was learned from (scores on it are in-sample)."""
