@@ -197,7 +197,8 @@ class Lexicon:
         if self._trie is None:
             root: dict[str, TrieNode] = {}
             for key, (typ, _) in self.phrases.items():
-                children, node = root, None
+                children: dict[str, TrieNode] = root
+                node: TrieNode = [None, {}]
                 for word in key.split(" "):
                     node = children.setdefault(word, [None, {}])
                     children = node[1]

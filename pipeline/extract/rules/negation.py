@@ -86,7 +86,8 @@ def find_negations(text: str | PreparedText) -> list[NegationScope]:
         if not starts_cue(low, cue.start()):
             continue
         if low.startswith("non", cue.start()):  # 'non-pregnant': the state word only
-            end = NEXT_WORD.match(low, cue.end()).end()
+            word = NEXT_WORD.match(low, cue.end())
+            end = word.end() if word else cue.end()
         else:
             end = _forward_scope(low, cue.end())
         scopes.append(NegationScope(cue.start(), cue.end(), cue.end(), end))

@@ -124,13 +124,13 @@ def _head_matches(
         if typed[k] is None:
             k += 1
             continue
-        end, typ = k + 1, typed[k]
+        end, typ = k + 1, typed[k] or ""
         while end < len(tokens) and typed[end] is not None and end - k < HEAD_RUN_MAX + 3 and _joinable(
             tokens, end, group
         ):
             if typed[end] != typ and group[end - 1] != -1 and group[end] != -1:
                 break
-            typ = typed[end]  # a lone modifier word takes the type of the head after it: 'renal biopsy'
+            typ = typed[end] or typ  # a lone modifier word takes the type of the head after it: 'renal biopsy'
             end += 1
         spans.append((k, end, typ))
         k = end

@@ -80,7 +80,7 @@ def training_sequences(
 def train(docs: list[ChiaDocument], vocabulary: dict[str, str]) -> CrfModel:
     """A tagger fitted to `docs` (needs python-crfsuite, the `train` extra)."""
     try:
-        import pycrfsuite  # type: ignore[import-untyped]
+        import pycrfsuite  # type: ignore[import-untyped,import-not-found,unused-ignore]
     except ImportError as exc:
         raise SystemExit('train_tagger needs python-crfsuite: pip install -e ".[train]"') from exc
     trainer = pycrfsuite.Trainer(verbose=False)
