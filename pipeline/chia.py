@@ -23,16 +23,9 @@ from dataclasses import dataclass, field
 from itertools import combinations
 from pathlib import Path
 
-DOMAIN_TYPES: tuple[str, ...] = (
-    "Condition",
-    "Drug",
-    "Procedure",
-    "Measurement",
-    "Observation",
-    "Device",
-    "Person",
-    "Visit",
-)
+from pipeline.schema import EntityType
+
+DOMAIN_TYPES: tuple[str, ...] = tuple(t.value for t in EntityType)  # the eight Chia domain types
 
 
 @dataclass(frozen=True)

@@ -181,6 +181,15 @@ def test_values_only_count_on_relaxed_matches():
     assert s["values"] == Counts(tp=2)
 
 
+def test_all_gold_attributes_count_what_detection_lost():
+    missing = [e for i, e in enumerate(ENTITIES) if i != 2]  # an entity with a gold value, not found at all
+    s = scores(record(entities=missing))
+    assert s["values"] == Counts(tp=2)  # attribute quality given detection hides the loss
+    assert s["values.all_gold"] == Counts(tp=2, fn=1)
+    spurious = [*ENTITIES, ("inc-1", "Person", "Adults", {"value": ("18 years or older", ">=", 18, None, "years")})]
+    assert scores(record(entities=spurious))["values.all_gold"] == Counts(tp=3, fp=1)
+
+
 def test_temporal_hand_computed():
     window = ("within 28 days before screening", "before", "Screening ", 0, 28)
     assert scores(record(entities=with_extras(4, temporal=window)))["temporal"] == Counts(tp=1)

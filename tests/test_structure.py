@@ -136,7 +136,7 @@ def test_import_pipeline_is_cheap_and_review_server_loads_no_runner() -> None:
 LAYERS = [
     {"pipeline", "pipeline.errors", "pipeline.files", "pipeline.redact"},
     {"pipeline.schema", "pipeline.config", "pipeline.pricing"},
-    {"pipeline.ingest"},
+    {"pipeline.ingest", "pipeline.chia"},
     {"pipeline.segment"},
     {"pipeline.cache"},
     {"pipeline.extract", "pipeline.ground"},  # grounding places what a model extracts, with the rules' parsers

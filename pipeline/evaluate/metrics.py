@@ -13,6 +13,10 @@ Every metric is a `Counts` (tp/fp/fn). Rules, which the gold guideline follows:
   value costs one fp and one fn. Values agree when comparator, low, high (abs tol 1e-6) and the
   normalised unit agree; temporals when direction, anchor, min_days and max_days agree;
   negation is the attribute "negated is true".
+- `values.all_gold`, `temporal.all_gold`, `negation.all_gold`: the same attributes end to end, over
+  every entity: an attribute of a gold entity that was not found at all is also an fn, one of a
+  spurious entity also an fp, so recall is the share of *all* gold attributes reproduced (the plain
+  metrics hide what detection lost).
 - `metadata.<field>`: for each `Trial` field, the set of normalised evidence values (a scalar
   field is a set of at most one); tp = |gold & pred|, fp = |pred - gold|, fn = |gold - pred|.
   The value is `Evidence.value`, or the evidence text when value is null. Absent on both sides
@@ -35,6 +39,7 @@ from pipeline.schema import Entity, EntityType, Evidence, Temporal, Trial, Trial
 ENTITY_TYPES: tuple[str, ...] = tuple(t.value for t in EntityType)
 TRIAL_FIELDS: tuple[str, ...] = tuple(Trial.model_fields)
 ATTRIBUTE_METRICS = ("values", "temporal", "negation")
+END_TO_END = ".all_gold"
 
 _SPELLING = str.maketrans({"×": "x", "µ": "u", "μ": "u", "⁰": "^0", "¹": "^1", "²": "^2", "³": "^3",
                            "⁴": "^4", "⁵": "^5", "⁶": "^6", "⁷": "^7", "⁸": "^8", "⁹": "^9", "⁻": "^-"})
@@ -51,6 +56,7 @@ def metric_names() -> list[str]:
         "criteria.segmentation",
         *entity_metric_names(),
         *ATTRIBUTE_METRICS,
+        *(f"{name}{END_TO_END}" for name in ATTRIBUTE_METRICS),
         *(f"metadata.{name}" for name in TRIAL_FIELDS),
     ]
 
@@ -127,6 +133,15 @@ def attribute_counts(
     return counts
 
 
+def end_to_end(on_pairs: Counts, pairs: Sequence[tuple[int, int]], gold: Sequence[Any], pred: Sequence[Any],
+               key: Callable[[Any], tuple | None]) -> Counts:
+    """`on_pairs` plus the attributes of unmatched entities: gold ones as fn, predicted ones as fp."""
+    matched_gold, matched_pred = {i for i, _ in pairs}, {j for _, j in pairs}
+    lost = sum(key(g) is not None for i, g in enumerate(gold) if i not in matched_gold)
+    spurious = sum(key(p) is not None for j, p in enumerate(pred) if j not in matched_pred)
+    return Counts(on_pairs.tp, on_pairs.fp + spurious, on_pairs.fn + lost)
+
+
 def entity_counts(gold: Sequence[Any], pred: Sequence[Any]) -> tuple[dict[str, Counts], list[tuple[int, int]]]:
     """Strict and relaxed entity counts, overall and per type, plus the relaxed pairs."""
     scores: dict[str, Counts] = {}
@@ -184,5 +199,6 @@ def score_document(gold: TrialRecord, pred: TrialRecord | None) -> dict[str, Cou
     scores.update(entity_scores)
     for name, key in ATTRIBUTE_KEYS.items():
         scores[name] = attribute_counts(pairs, gold_entities, pred_entities, key)
+        scores[f"{name}{END_TO_END}"] = end_to_end(scores[name], pairs, gold_entities, pred_entities, key)
     scores.update(metadata_counts(gold.trial, pred.trial if pred else Trial()))
     return scores

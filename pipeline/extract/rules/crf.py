@@ -21,8 +21,9 @@ from operator import add
 from pathlib import Path
 
 from pipeline.extract.rules.lexicon import Memo, Token, normalise
+from pipeline.schema import EntityType
 
-TYPES = ("Condition", "Drug", "Procedure", "Measurement", "Observation", "Device", "Person", "Visit")
+TYPES = tuple(t.value for t in EntityType)
 LABELS = ("O", *(f"{prefix}-{typ}" for typ in TYPES for prefix in ("B", "I")))
 OUTSIDE = "O"
 OUTSIDE_INDEX = 0
