@@ -63,7 +63,7 @@ def in_sample_warning(backend: Backend, docs: Sequence[ChiaDocument], directory:
         return None
     warning = (
         f"IN-SAMPLE: {len(seen)} of {len(docs)} scored documents were used to build the {backend.name} backend "
-        f"(its lexicon was learned from them), so these scores overstate accuracy on unseen trials. "
+        f"(its lexicon and tagger were learned from them), so these scores overstate accuracy on unseen trials. "
         f"Cross-validated by trial: {CV_COMMAND} {directory}"
     )
     return {"documents": len(seen), "of": len(docs), "doc_ids": seen, "cross_validate": CV_COMMAND, "warning": warning}
