@@ -35,7 +35,6 @@ POSITIONS = "positions.json"
 OUTPUT_FILES = (RECORDS, ERRORS, MANIFEST, POSITIONS, KEYS_FILE)
 
 
-
 @dataclass
 class Counts:
     """Totals over the records written (resumed ones included)."""
@@ -44,7 +43,6 @@ class Counts:
     criteria: int = 0
     entities: int = 0
     warnings: int = 0
-
     warning_kinds: Counter[str] = field(default_factory=Counter)
 
     def add(self, counts: tuple[int, int, int], warnings: tuple[str, ...]) -> None:

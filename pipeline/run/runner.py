@@ -1,10 +1,11 @@
 """The batch loop: plan, skip what the journal already holds, extract the rest concurrently.
 
-Documents are extracted by a thread pool (the backends are synchronous and spend their time
-waiting on a model), at most `config.concurrency` at once, started no faster than the rate
-limits allow. Each finished record is journaled (fsync'ed) before it counts as done, and the
-final files are assembled from the journal in input order: a run killed at any moment and
-rerun gives the same bytes as one that was never interrupted.
+Inputs stream through one at a time. CPU-bound backends extract in worker processes (each
+document under a deadline), model backends in a thread pool (they spend their time waiting on a
+model); either way a bounded number of documents is in flight, started no faster than the rate
+limits allow. Each finished record is journaled before it counts as done, and the final files
+are assembled from the journal in input order: a run killed at any moment and rerun gives the
+same bytes as one that was never interrupted.
 """
 
 from __future__ import annotations
@@ -100,12 +101,15 @@ def process(planned: Planned, backend: Backend) -> Outcome:
             return Outcome(planned, record_line=line, usage=usage, keys=set(keys), counts=counts,
                            warnings=tuple(record.warnings))
         except Exception as exc:  # one bad document must not stop the batch
-            stage = exc.stage if isinstance(exc, TrialstructError) else "run"
-            message = str(exc) if isinstance(exc, UnexpectedError) else f"{type(exc).__name__}: {exc}"
-            source = document.source
-            failure = Failure(source.path, stage, message.splitlines()[0], document.doc_id, source.row)
-            return Outcome(planned, failure=failure, offline_miss=caused_by(exc, CacheMiss),
+            return Outcome(planned, failure=_failure(document, exc), offline_miss=caused_by(exc, CacheMiss),
                            usage=getattr(exc, "usage", None) or Usage(), keys=set(keys))
+
+
+def _failure(document: Document, exc: Exception) -> Failure:
+    """The errors.jsonl line of a document that failed: the stage that raised, one line of why."""
+    stage = exc.stage if isinstance(exc, TrialstructError) else "run"
+    message = str(exc) if isinstance(exc, UnexpectedError) else f"{type(exc).__name__}: {exc}"
+    return Failure(document.source.path, stage, message.splitlines()[0], document.doc_id, document.source.row)
 
 
 _WORKER_BACKEND: Backend | None = None
@@ -143,14 +147,12 @@ def _out_of_time(signum: int, frame: object) -> None:
 
 def _process_in_worker(planned: Planned) -> Outcome:
     """`process` with a deadline: a document that runs away (a pathological input) fails alone."""
-    assert _WORKER_BACKEND is not None
+    assert _WORKER_BACKEND is not None and planned.document is not None
     try:
         signal.setitimer(signal.ITIMER_REAL, _WORKER_DEADLINE)
         outcome = process(planned, _WORKER_BACKEND)
     except DocumentTimeout as exc:  # fired outside the document's own guard
-        row = planned.document.source.row if planned.document is not None else None
-        outcome = Outcome(planned, failure=Failure(planned.path, exc.stage, f"{type(exc).__name__}: {exc}",
-                                                   planned.doc_id, row))
+        outcome = Outcome(planned, failure=_failure(planned.document, exc))
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
     outcome.planned.document = None  # not sent back: the parent has it already
