@@ -25,17 +25,25 @@ DEFAULT = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "hint
 
 
 def scaled_copy(source: Path, scale: int, target: Path) -> int:
-    """Write `scale` copies of the JSONL `source` with unique ids; returns the number of rows."""
-    rows = [json.loads(line) for line in source.read_text(encoding="utf-8").splitlines() if line.strip()]
+    """Write `scale` copies of the JSONL `source` with unique ids, a row at a time; returns the
+    number of rows. (This process must stay small: see `peak_rss_mb`.)"""
+    rows = 0
     with target.open("w", encoding="utf-8") as out:
         for copy in range(scale):
-            for row in rows:
-                out.write(json.dumps({**row, "nct_id": f"{row['nct_id']}-r{copy:04d}"}, ensure_ascii=False) + "\n")
-    return scale * len(rows)
+            with source.open(encoding="utf-8") as lines:
+                for line in filter(str.strip, lines):
+                    row = json.loads(line)
+                    out.write(json.dumps({**row, "nct_id": f"{row['nct_id']}-r{copy:04d}"}, ensure_ascii=False) + "\n")
+                    rows += 1
+    return rows
 
 
 def peak_rss_mb(args: list[str]) -> tuple[float, float, int]:
-    """(peak RSS in MB of the largest process, wall seconds, exit status) of one run."""
+    """(peak RSS in MB of the largest process, wall seconds, exit status) of one run.
+
+    Linux counts the parent's own peak in a child started by vfork + exec (as subprocess does),
+    so this process keeps itself small (`scaled_copy` streams) to measure the run, not itself.
+    """
     started = time.perf_counter()
     child = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     _, status, usage = os.wait4(child.pid, 0)

@@ -24,13 +24,14 @@ import fcntl
 import json
 import os
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
 from pipeline.errors import OutputError, RunError
 from pipeline.files import atomic_write
+from pipeline.run.index import INDEX_FILE, DoneTable, RunIndex
 
 PARTS_DIR = ".parts"
 SYNC_INTERVAL = 1.0
@@ -50,19 +51,41 @@ class Done:
     path: str | None = None  # the source path the record carries
     in_records: bool = False
 
+    @classmethod
+    def from_row(cls, row: list) -> Done:
+        offset, length, keys, usage, counts, warnings, path, in_records = row
+        return cls(offset, length, tuple(keys), usage, tuple(counts), tuple(warnings), path, in_records)
 
-@dataclass(frozen=True, slots=True)
-class Indexed:
-    """A finished document's place in a freshly written records.jsonl (for `Journal.compact`)."""
+    def row(self) -> tuple:
+        return (self.offset, self.length, self.keys, self.usage, self.counts, self.warnings, self.path, self.in_records)
 
-    doc_key: str
-    offset: int
-    length: int
-    path: str
+
+class DoneIndex:
+    """The finished documents by key, kept on disk (`RunIndex`), read back as `Done`."""
+
+    def __init__(self, table: DoneTable) -> None:
+        self.table = table
+
+    def __contains__(self, key: object) -> bool:
+        return key in self.table
+
+    def __getitem__(self, key: str) -> Done:
+        row = self.table.get(key)
+        if row is None:
+            raise KeyError(key)
+        return Done.from_row(row)
+
+    def __len__(self) -> int:
+        return len(self.table)
+
+    def add(self, key: str, done: Done) -> None:
+        """Record a finished document unless the key is already done (the first line wins)."""
+        self.table.add(key, done.row())
 
 
 class Journal:
-    """Append-only log of finished documents, indexed by document key; holds the OUTDIR lock while open."""
+    """Append-only log of finished documents, indexed by document key; holds the OUTDIR lock while
+    open, and the run's on-disk index (`RunIndex`), rebuilt from the log each time it opens."""
 
     def __init__(self, outdir: Path, config_hash: str, records_file: Path) -> None:
         self.path = outdir / PARTS_DIR / f"{config_hash}.jsonl"
@@ -70,7 +93,8 @@ class Journal:
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._lock = _lock_outdir(outdir)
-            self.done: dict[str, Done] = {}
+            self.index = RunIndex(self.path.parent / INDEX_FILE)
+            self.done = DoneIndex(self.index.done)
             self._load()
             self._handle = self.path.open("ab")
         except OSError as exc:
@@ -92,7 +116,7 @@ class Journal:
                     continue
                 key, done = parsed
                 if not done.in_records or records_identity == _identity(self.records_file):
-                    self.done.setdefault(key, done)
+                    self.done.add(key, done)
         if good < self.path.stat().st_size:
             os.truncate(self.path, good)
 
@@ -109,28 +133,32 @@ class Journal:
                 self._sync()
         except OSError as exc:
             raise OutputError(f"{self.path}: cannot write: {exc.strerror or exc}") from exc
-        self.done.setdefault(doc_key, Done(offset + len(header) + 1, len(record), tuple(sorted(keys)), usage, counts,
-                                           warnings, path))
+        self.done.add(doc_key, Done(offset + len(header) + 1, len(record), tuple(sorted(keys)), usage, counts,
+                                    warnings, path))
 
-    def record_lines(self, doc_keys: Iterable[str]) -> Iterator[str]:
-        """The record JSON of each key, in the order given."""
+    @contextlib.contextmanager
+    def reader(self) -> Iterator[Callable[[Done], str]]:
+        """A function giving a finished document's record JSON, from the journal or records.jsonl."""
         with self.path.open("rb") as journal, _open_if_exists(self.records_file) as records:
-            for key in doc_keys:
-                done = self.done[key]
+
+            def read(done: Done) -> str:
                 source = records if done.in_records else journal
                 source.seek(done.offset)
-                yield source.read(done.length).decode()
+                return str(source.read(done.length).decode())
 
-    def compact(self, index: list[Indexed]) -> None:
-        """Replace the journal by an index into the records.jsonl just written (see the module doc)."""
+            yield read
+
+    def compact(self) -> None:
+        """Replace the journal by an index into the records.jsonl just written (see the module doc),
+        from the places `RunIndex.place` noted."""
         identity = json.dumps(_identity(self.records_file), separators=(",", ":"))
 
         def lines() -> Iterator[str]:
             yield identity + "\n"
-            for item in index:
-                done = self.done[item.doc_key]
-                header = _header(item.doc_key, list(done.keys), done.usage, done.counts, done.warnings, item.path,
-                                 at=(item.offset, item.length))
+            for doc_key, offset, length, path in self.index.placed():
+                done = self.done[doc_key]
+                header = _header(doc_key, list(done.keys), done.usage, done.counts, done.warnings, path,
+                                 at=(offset, length))
                 yield header.decode() + "\n"
 
         self._handle.close()
@@ -145,6 +173,7 @@ class Journal:
         with contextlib.suppress(OSError):  # a full disk was reported by append; flushed lines stay
             self._sync()
         self._handle.close()
+        self.index.close()
         self._lock.close()
 
     def __enter__(self) -> Journal:

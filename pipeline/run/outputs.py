@@ -12,8 +12,9 @@ from __future__ import annotations
 import re
 import uuid
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
@@ -24,8 +25,8 @@ from pipeline.cache.recording import KEYS_FILE
 from pipeline.extract import Usage
 from pipeline.files import atomic_write, write_json
 from pipeline.pricing import load_prices, run_cost
-from pipeline.run.journal import Indexed, Journal
-from pipeline.run.plan import Failure, Planned
+from pipeline.run.journal import Done, Journal
+from pipeline.run.plan import Failure
 from pipeline.schema import SCHEMA_VERSION
 
 RECORDS = "records.jsonl"
@@ -123,34 +124,51 @@ def run_manifest(result: RunResult, context: dict[str, Any], keys: int,
     }
 
 
-def write_run(outdir: Path, planned: list[Planned], journal: Journal, failures: dict[int, Failure],
-              result: RunResult, context: dict[str, Any]) -> None:
-    """Assemble the outputs from the journal in input order.
+def write_run(outdir: Path, journal: Journal, failures: dict[int, Failure], result: RunResult,
+              context: dict[str, Any]) -> None:
+    """Assemble the outputs from the journal in input order, streaming: the inputs, the records and
+    the cache keys are read back from the run's on-disk index a row at a time.
 
     An interrupted run writes what it finished (its manifest says `interrupted`, and a rerun
     completes it); a complete run then compacts its journal into an index of records.jsonl.
     """
     result.failures = [failures[position] for position in sorted(failures)]
-    finished = [p for p in planned if p.key in journal.done]
-    index: list[Indexed] = []
+    index = journal.index
+    per_document: dict[str, dict[str, int]] = {}
 
-    def lines() -> Iterable[str]:
+    def lines(read: Callable[[Done], str]) -> Iterator[str]:
         offset = 0
-        for item, line in zip(finished, journal.record_lines(p.key for p in finished), strict=True):
+        for item in index.inputs():
+            if item.key not in journal.done:
+                continue
             done = journal.done[item.key]
             result.counts.add(done.counts, done.warnings)
-            line = respelled(line, done.path, item.path)
+            index.add_cache_keys(done.keys)
+            if done.usage and any(done.usage.values()):
+                per_document[item.doc_id] = done.usage
+            line = respelled(read(done), done.path, item.path)
             size = len(line.encode())
-            index.append(Indexed(item.key, offset, size, item.path))
+            index.place(item, offset, size)
             offset += size + 1
             yield line + "\n"
 
-    atomic_write(outdir / RECORDS, lines())
+    with journal.reader() as read:
+        atomic_write(outdir / RECORDS, lines(read))
     atomic_write(outdir / ERRORS, (f.json_line() for f in result.failures))
-    write_json(outdir / POSITIONS, {"records": [p.position for p in finished], "errors": sorted(failures)}, None)
-    keys = sorted({key for p in finished for key in journal.done[p.key].keys})
+    atomic_write(outdir / POSITIONS, _positions_json(index.placed_positions(), sorted(failures)))
+    count, keys = index.cache_keys()
     atomic_write(outdir / KEYS_FILE, (f"{key}\n" for key in keys))
-    per_document = {p.doc_id: usage for p in finished if (usage := journal.done[p.key].usage) and any(usage.values())}
-    write_json(outdir / MANIFEST, run_manifest(result, context, len(keys), per_document))
+    write_json(outdir / MANIFEST, run_manifest(result, context, count, per_document))
     if not result.interrupted:
-        journal.compact(index)
+        journal.compact()
+
+
+def _positions_json(records: Iterable[int], errors: list[int]) -> Iterator[str]:
+    """positions.json as `json.dumps` writes it, streamed: a registry run has 550,000 positions."""
+    yield '{"records": ['
+    numbers = iter(records)
+    separator = ""
+    while chunk := list(islice(numbers, 1_000)):
+        yield separator + ", ".join(map(str, chunk))
+        separator = ", "
+    yield '], "errors": [' + ", ".join(map(str, errors)) + "]}\n"

@@ -10,7 +10,7 @@ import hashlib
 import json
 import os
 import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, fields
 
 from pipeline.cache import canonical_json
@@ -70,22 +70,23 @@ def document_key(document: Document) -> str:
     return hashlib.sha256(canonical_json(parts).encode("utf-8")).hexdigest()
 
 
-def plan(items: Iterable[Document | IngestError], shard: Shard | None) -> Iterator[Planned]:
+def plan(items: Iterable[Document | IngestError], shard: Shard | None,
+         claim: Callable[[str, str], str | None]) -> Iterator[Planned]:
     """Number every item, keep this shard's, and turn ingest errors and duplicate ids into failures.
 
     Lazy: items are read one at a time, so a registry-sized input is never held in memory.
+    `claim(doc_id, path)` remembers where an id was first read and returns that path when the id
+    was seen before (the runner keeps this on disk: `RunIndex.first_paths`).
     """
-    seen: dict[str, str] = {}
     for position, item in enumerate(items):
         name = (item.doc_id or item.path) if isinstance(item, IngestError) else item.doc_id
         if shard is not None and not shard.owns(name):
             continue
         if isinstance(item, IngestError):
             yield Planned(position, failure=Failure(item.path, "ingest", item.message, item.doc_id, item.row))
-        elif item.doc_id in seen:
-            message = f"duplicate doc_id {item.doc_id!r} (first in {seen[item.doc_id]})"
+        elif (first := claim(item.doc_id, item.source.path)) is not None:
+            message = f"duplicate doc_id {item.doc_id!r} (first in {first})"
             yield Planned(position, failure=Failure(item.source.path, "ingest", message, item.doc_id, item.source.row))
         else:
             path = sys.intern(item.source.path)  # one string for all the rows of a table
-            seen[item.doc_id] = path
             yield Planned(position, document=item, key=document_key(item), doc_id=item.doc_id, path=path)

@@ -222,12 +222,12 @@ class Runner:
         _make_outdir(self.outdir)
         remove_stray_temporaries(self.outdir, OUTPUT_FILES)
         with Journal(self.outdir, config_hash(self.config, self.backend), self.outdir / RECORDS) as journal:
-            planned = self.extract_all(self.limited(plan(items, self.shard)), journal)
+            self.extract_all(self.limited(plan(items, self.shard, journal.index.first_paths.claim)), journal)
             self.result.offline_missing = [self.failures[position] for position in sorted(self.offline_misses)]
             self.result.cache_hits = self.cache.hits - hits
             self.result.cache_misses = self.cache.misses - misses
             self.result.seconds = time.perf_counter() - started
-            write_run(self.outdir, planned, journal, self.failures, self.result,
+            write_run(self.outdir, journal, self.failures, self.result,
                       self.manifest_context(inputs, started_at, journal.path.stem))
         return self.result
 
@@ -255,38 +255,37 @@ class Runner:
         width = max(1, self.config.concurrency)
         return ThreadPoolExecutor(width, thread_name_prefix="extract"), width, partial(process, backend=self.backend)
 
-    def extract_all(self, stream: Iterator[Planned], journal: Journal) -> list[Planned]:
-        """Process the planned inputs in order of arrival; returns every input seen, in input order."""
+    def extract_all(self, stream: Iterator[Planned], journal: Journal) -> None:
+        """Process the planned inputs in order of arrival, noting each in the run's index (the
+        outputs are assembled from it in input order)."""
         pool, width, task = self.executor()
-        seen: list[Planned] = []
         try:
             with stop_on_signals() as stop, RunProgress(self.show_progress) as bar:
-                self.feed(stream, seen, pool, width, task, journal, stop, bar)
+                self.feed(stream, pool, width, task, journal, stop, bar)
                 self.result.interrupted_by = stop.signal
         except BaseException:  # a second Ctrl-C, a full disk: leave the documents in flight behind
             pool.shutdown(wait=False, cancel_futures=True)
             raise
         pool.shutdown()
-        documents = [p for p in seen if p.failure is None]
-        self.result.documents = len(documents)
-        self.result.finished = sum(p.key in journal.done for p in documents)
-        return seen
 
-    def feed(self, stream: Iterator[Planned], seen: list[Planned], pool: Executor, width: int,
-             task: Callable[[Planned], Outcome], journal: Journal, stop: Stop, bar: RunProgress) -> None:
+    def feed(self, stream: Iterator[Planned], pool: Executor, width: int, task: Callable[[Planned], Outcome],
+             journal: Journal, stop: Stop, bar: RunProgress) -> None:
         """Keep `width` documents in flight, within the rate limits, until the inputs end or a
         signal stops the run (the documents in flight are then finished, nothing new is started)."""
         pending: dict[Future[Outcome], Planned] = {}
         for planned in stream:
             if stop.is_set():
                 break
-            seen.append(planned)
             if planned.failure is not None:
                 self.failures[planned.position] = planned.failure
                 bar.advance(error=True)
-            elif planned.key in journal.done:
+                continue
+            journal.index.add_input(planned)
+            self.result.documents += 1
+            if planned.key in journal.done:
                 planned.document = None
                 self.result.resumed += 1
+                self.result.finished += 1
                 bar.advance()
             else:
                 while (len(pending) >= width or self.limiter.delay() > 0) and not stop.is_set():
@@ -318,6 +317,7 @@ class Runner:
         if outcome.record_line is not None:
             journal.append(planned.key, outcome.record_line, outcome.keys, usage.nonzero(), outcome.counts,
                            outcome.warnings, planned.path)
+            self.result.finished += 1
         elif outcome.failure is not None:
             self.failures[planned.position] = outcome.failure
             if outcome.offline_miss:

@@ -1,0 +1,119 @@
+"""A run's bookkeeping on disk, so its memory does not grow with its input.
+
+A registry run has half a million documents. Keeping even a few hundred bytes about each in Python
+objects (which are done, which ids were seen, the inputs in order for the final assembly) grows a
+run by hundreds of megabytes. These tables live instead in one SQLite file, `OUTDIR/.parts/run.sqlite`,
+whose page cache is bounded (a few MB) however many rows it holds.
+
+The file is scratch: it is created afresh by each run (under the OUTDIR lock) from the journal,
+which stays the only durable record, so it is written without fsync or a rollback journal and
+deleted when the run ends.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+from pipeline.run.plan import Planned
+
+INDEX_FILE = "run.sqlite"
+_encode = json.JSONEncoder(separators=(",", ":")).encode
+
+_TABLES = """
+CREATE TABLE done (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
+CREATE TABLE ids (doc_id TEXT PRIMARY KEY, path TEXT NOT NULL) WITHOUT ROWID;
+CREATE TABLE inputs (position INTEGER PRIMARY KEY, key TEXT NOT NULL, doc_id TEXT NOT NULL, path TEXT NOT NULL);
+CREATE TABLE cache_keys (key TEXT PRIMARY KEY) WITHOUT ROWID;
+CREATE TABLE placed (
+    key TEXT NOT NULL, position INTEGER NOT NULL, line_offset INTEGER NOT NULL, length INTEGER NOT NULL,
+    path TEXT NOT NULL
+);
+"""
+
+
+class RunIndex:
+    """The tables of one run: finished documents by key, first path by doc_id, the inputs in order,
+    the cache keys the records used, and where each record was placed in records.jsonl."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        path.unlink(missing_ok=True)
+        self.db = sqlite3.connect(path, isolation_level=None)
+        self.db.executescript("PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF;" + _TABLES)
+        self.db.execute("BEGIN")  # one transaction for the whole run: nothing here needs to survive a crash
+        self.done = DoneTable(self.db)
+        self.first_paths = FirstPaths(self.db)
+
+    def add_input(self, planned: Planned) -> None:
+        """Remember a document to assemble, in input order (failed inputs are kept by the runner)."""
+        self.db.execute("INSERT INTO inputs VALUES (?, ?, ?, ?)",
+                        (planned.position, planned.key, planned.doc_id, planned.path))
+
+    def inputs(self) -> Iterator[Planned]:
+        """The documents added, in input order, read back a row at a time."""
+        rows = self.db.execute("SELECT position, key, doc_id, path FROM inputs ORDER BY position")
+        for position, key, doc_id, path in rows:
+            yield Planned(position, key=key, doc_id=doc_id, path=path)
+
+    def add_cache_keys(self, keys: Iterable[str]) -> None:
+        self.db.executemany("INSERT OR IGNORE INTO cache_keys VALUES (?)", ((key,) for key in keys))
+
+    def cache_keys(self) -> tuple[int, Iterator[str]]:
+        """How many distinct cache keys were added, and the keys in sorted order."""
+        (count,) = self.db.execute("SELECT count(*) FROM cache_keys").fetchone()
+        return count, (key for (key,) in self.db.execute("SELECT key FROM cache_keys ORDER BY key"))
+
+    def place(self, planned: Planned, offset: int, length: int) -> None:
+        """Note where a record was written in records.jsonl (what `Journal.compact` indexes)."""
+        self.db.execute("INSERT INTO placed VALUES (?, ?, ?, ?, ?)",
+                        (planned.key, planned.position, offset, length, planned.path))
+
+    def placed(self) -> Iterator[tuple[str, int, int, str]]:
+        """(document key, offset, length, path) of each record, in records.jsonl order."""
+        return iter(self.db.execute("SELECT key, line_offset, length, path FROM placed ORDER BY rowid"))
+
+    def placed_positions(self) -> Iterator[int]:
+        """The input position of each record, in records.jsonl order."""
+        return (position for (position,) in self.db.execute("SELECT position FROM placed ORDER BY rowid"))
+
+    def close(self) -> None:
+        self.db.close()
+        self.path.unlink(missing_ok=True)
+
+
+class DoneTable:
+    """Finished documents by key (the journal's `Done` entries); the first entry for a key wins."""
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self.db = db
+
+    def add(self, key: str, value: tuple) -> None:
+        self.db.execute("INSERT OR IGNORE INTO done VALUES (?, ?)", (key, _encode(value)))
+
+    def get(self, key: str) -> list | None:
+        row = self.db.execute("SELECT value FROM done WHERE key = ?", (key,)).fetchone()
+        return None if row is None else json.loads(row[0])
+
+    def __contains__(self, key: object) -> bool:
+        return self.db.execute("SELECT 1 FROM done WHERE key = ?", (key,)).fetchone() is not None
+
+    def __len__(self) -> int:
+        return int(self.db.execute("SELECT count(*) FROM done").fetchone()[0])
+
+
+class FirstPaths:
+    """The path each doc_id was first read from (to report a duplicate id with where it came first)."""
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self.db = db
+
+    def claim(self, doc_id: str, path: str) -> str | None:
+        """Record `doc_id` as read from `path`; returns the earlier path if the id was seen before."""
+        row = self.db.execute("SELECT path FROM ids WHERE doc_id = ?", (doc_id,)).fetchone()
+        if row is not None:
+            return str(row[0])
+        self.db.execute("INSERT INTO ids VALUES (?, ?)", (doc_id, path))
+        return None
