@@ -204,9 +204,10 @@ class _Stuck(_OverRules):
         return self.rules.extract(record)
 
 
-def test_a_runaway_document_fails_alone_at_the_deadline(tmp_path: Path) -> None:
+@pytest.mark.parametrize("workers", [2, 1])  # worker processes, or this one
+def test_a_runaway_document_fails_alone_at_the_deadline(tmp_path: Path, workers: int) -> None:
     register_backend("stuck", _Stuck)
-    result = run_batch([SEEDS], tmp_path / "out", backend="stuck", document_timeout=1.0, workers=2)
+    result = run_batch([SEEDS], tmp_path / "out", backend="stuck", document_timeout=1.0, workers=workers)
     assert result.finished == 4
     [failure] = result.failures
     assert (failure.stage, failure.path) == ("run", str(SEEDS / "001_ca660e7d86dc1c0c.txt"))

@@ -112,8 +112,6 @@ class FirstPaths:
 
     def claim(self, doc_id: str, path: str) -> str | None:
         """Record `doc_id` as read from `path`; returns the earlier path if the id was seen before."""
-        row = self.db.execute("SELECT path FROM ids WHERE doc_id = ?", (doc_id,)).fetchone()
-        if row is not None:
-            return str(row[0])
-        self.db.execute("INSERT INTO ids VALUES (?, ?)", (doc_id, path))
-        return None
+        if self.db.execute("INSERT OR IGNORE INTO ids VALUES (?, ?)", (doc_id, path)).rowcount:
+            return None
+        return str(self.db.execute("SELECT path FROM ids WHERE doc_id = ?", (doc_id,)).fetchone()[0])

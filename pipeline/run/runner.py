@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 from pydantic_core import PydanticSerializationError
 
@@ -41,6 +41,9 @@ from pipeline.run.progress import RunProgress
 from pipeline.run.shard import Shard
 from pipeline.schema import SCHEMA_VERSION, TrialRecord
 from pipeline.segment import segment
+
+P = ParamSpec("P")
+T = TypeVar("T")
 
 
 @dataclass
@@ -112,25 +115,66 @@ def _failure(document: Document, exc: Exception) -> Failure:
     return Failure(document.source.path, stage, message.splitlines()[0], document.doc_id, document.source.row)
 
 
-_WORKER_BACKEND: Backend | None = None
-_WORKER_DEADLINE = 0.0
-
-
 class DocumentTimeout(TrialstructError):
-    """A document took longer than --document-timeout in a worker process (reported by the runner,
-    whose deadline it is)."""
+    """A document took longer than --document-timeout (reported by the runner, whose deadline it is)."""
 
     stage = "run"
 
 
-def _start_worker(backend: Backend, deadline: float) -> None:
+@contextmanager
+def deadline(seconds: float) -> Iterator[None]:
+    """Raise DocumentTimeout in this (main) thread once `seconds` have passed. Elsewhere, where
+    signals cannot be received, there is no deadline."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def out_of_time(signum: int, frame: object) -> None:
+        raise DocumentTimeout(f"took longer than {seconds:g} s (--document-timeout); the run went on")
+
+    previous = signal.signal(signal.SIGALRM, out_of_time)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def process_within(planned: Planned, backend: Backend, seconds: float) -> Outcome:
+    """`process` with a deadline: a document that runs away (a pathological input) fails alone."""
+    assert planned.document is not None
+    try:
+        with deadline(seconds):
+            return process(planned, backend)
+    except DocumentTimeout as exc:  # fired outside the document's own guard
+        return Outcome(planned, failure=_failure(planned.document, exc))
+
+
+class InlineExecutor(Executor):
+    """One worker needs no pool: each document is processed when submitted, in this process (no
+    copying of documents and records between processes)."""
+
+    def submit(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> Future[T]:
+        future: Future[T] = Future()
+        try:
+            future.set_result(fn(*args, **kwargs))
+        except Exception as exc:
+            future.set_exception(exc)
+        return future
+
+
+_WORKER_BACKEND: Backend | None = None
+_WORKER_DEADLINE = 0.0
+
+
+def _start_worker(backend: Backend, seconds: float) -> None:
     """In a worker process: keep the backend (inherited, already loaded), leave signals to the
     parent (it finishes or abandons the documents in flight) and end when the parent is gone, even
     killed with SIGKILL, so no orphan is left holding the run's files or pipes."""
     global _WORKER_BACKEND, _WORKER_DEADLINE
-    _WORKER_BACKEND, _WORKER_DEADLINE = backend, deadline
+    _WORKER_BACKEND, _WORKER_DEADLINE = backend, seconds
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGALRM, _out_of_time)
     parent = os.getppid()
     threading.Thread(target=_exit_with_parent, args=(parent,), daemon=True, name="parent-watch").start()
 
@@ -141,20 +185,9 @@ def _exit_with_parent(parent: int) -> None:
     os._exit(1)
 
 
-def _out_of_time(signum: int, frame: object) -> None:
-    raise DocumentTimeout(f"took longer than {_WORKER_DEADLINE:g} s (--document-timeout); the run went on")
-
-
 def _process_in_worker(planned: Planned) -> Outcome:
-    """`process` with a deadline: a document that runs away (a pathological input) fails alone."""
-    assert _WORKER_BACKEND is not None and planned.document is not None
-    try:
-        signal.setitimer(signal.ITIMER_REAL, _WORKER_DEADLINE)
-        outcome = process(planned, _WORKER_BACKEND)
-    except DocumentTimeout as exc:  # fired outside the document's own guard
-        outcome = Outcome(planned, failure=_failure(planned.document, exc))
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
+    assert _WORKER_BACKEND is not None
+    outcome = process_within(planned, _WORKER_BACKEND, _WORKER_DEADLINE)
     outcome.planned.document = None  # not sent back: the parent has it already
     return outcome
 
@@ -244,11 +277,15 @@ class Runner:
         """The pool, how many documents to keep in flight, and the task to give it.
 
         CPU-bound backends run in worker processes (one per core by default), forked after the
-        backend is loaded so its lexicon is shared; model backends wait on I/O, so threads do.
+        backend is loaded so its lexicon is shared, or in this process when there is one worker;
+        model backends wait on I/O, so threads do.
         """
         cpu_bound = getattr(self.backend, "cpu_bound", False)  # optional for plugins: I/O-bound unless said
         if cpu_bound or (self.config.workers or 1) > 1:
             workers = self.config.workers or os.cpu_count() or 1
+            if workers == 1:
+                return InlineExecutor(), 1, partial(process_within, backend=self.backend,
+                                                    seconds=self.config.document_timeout)
             pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"),
                                        initializer=_start_worker, initargs=(self.backend, self.config.document_timeout))
             return pool, 2 * workers, _process_in_worker

@@ -53,3 +53,13 @@ def test_a_resumed_run_reads_what_is_done_from_disk(tmp_path: Path) -> None:
     assert (first.finished, second.resumed, second.finished) == (300, 300, 300)
     assert (tmp_path / "out" / "records.jsonl").read_bytes() == records
     assert not (tmp_path / "out" / ".parts" / "run.sqlite").exists()
+
+
+def test_a_duplicate_id_fails_and_names_where_it_came_first(tmp_path: Path) -> None:
+    first, second = _inputs(tmp_path / "a.jsonl", 3), _inputs(tmp_path / "b.jsonl", 2)
+    result = run([first, second], tmp_path / "out", RunConfig(backend="none", workers=1))
+    assert result.counts.records == 3
+    assert [(f.path, f.row, f.error) for f in result.failures] == [
+        (str(second), 1, f"duplicate doc_id 'NCT00000000' (first in {first})"),
+        (str(second), 2, f"duplicate doc_id 'NCT00000001' (first in {first})"),
+    ]
