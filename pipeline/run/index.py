@@ -26,6 +26,7 @@ _TABLES = """
 CREATE TABLE done (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
 CREATE TABLE ids (doc_id TEXT PRIMARY KEY, path TEXT NOT NULL) WITHOUT ROWID;
 CREATE TABLE inputs (position INTEGER PRIMARY KEY, key TEXT NOT NULL, doc_id TEXT NOT NULL, path TEXT NOT NULL);
+CREATE TABLE usage (doc_id TEXT NOT NULL, value TEXT NOT NULL);
 CREATE TABLE cache_keys (key TEXT PRIMARY KEY) WITHOUT ROWID;
 CREATE TABLE placed (
     key TEXT NOT NULL, position INTEGER NOT NULL, line_offset INTEGER NOT NULL, length INTEGER NOT NULL,
@@ -65,6 +66,13 @@ class RunIndex:
         """How many distinct cache keys were added, and the keys in sorted order."""
         (count,) = self.db.execute("SELECT count(*) FROM cache_keys").fetchone()
         return count, (key for (key,) in self.db.execute("SELECT key FROM cache_keys ORDER BY key"))
+
+    def add_usage(self, doc_id: str, usage: dict[str, int]) -> None:
+        self.db.execute("INSERT INTO usage VALUES (?, ?)", (doc_id, _encode(usage)))
+
+    def usage(self) -> Iterator[tuple[str, str]]:
+        """(doc_id, usage as compact JSON) in the order added."""
+        return iter(self.db.execute("SELECT doc_id, value FROM usage ORDER BY rowid"))
 
     def place(self, planned: Planned, offset: int, length: int) -> None:
         """Note where a record was written in records.jsonl (what `Journal.compact` indexes)."""

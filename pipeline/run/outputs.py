@@ -9,6 +9,7 @@ OUTDIR/cache-keys.txt  the model-cache entries the records came from (`cache exp
 
 from __future__ import annotations
 
+import json
 import re
 import uuid
 from collections import Counter
@@ -23,7 +24,7 @@ from pydantic_core import to_json
 from pipeline import __version__
 from pipeline.cache.recording import KEYS_FILE
 from pipeline.extract import Usage
-from pipeline.files import atomic_write, write_json
+from pipeline.files import atomic_write
 from pipeline.pricing import load_prices, run_cost
 from pipeline.run.journal import Done, Journal
 from pipeline.run.plan import Failure
@@ -95,9 +96,9 @@ class RunResult:
         return self.interrupted_by is not None
 
 
-def run_manifest(result: RunResult, context: dict[str, Any], keys: int,
-                 per_document: dict[str, dict[str, int]] | None = None) -> dict[str, Any]:
-    """manifest.json: everything about the run that may differ between reruns lives here, not in records."""
+def run_manifest(result: RunResult, context: dict[str, Any], keys: int) -> dict[str, Any]:
+    """manifest.json, but for `usage_per_document` (see `_manifest_json`): everything about the run
+    that may differ between reruns lives here, not in records."""
     return {
         "run_id": uuid.uuid4().hex,
         "status": "interrupted" if result.interrupted else "complete",
@@ -118,7 +119,6 @@ def run_manifest(result: RunResult, context: dict[str, Any], keys: int,
         "usage": asdict(result.usage),
         "cost": run_cost(result.usage, result.documents, context["provenance"].get("model"), load_prices())
         if result.usage.calls else None,
-        "usage_per_document": per_document or {},
         "cache": {**context["cache"], "hits": result.cache_hits, "misses": result.cache_misses,
                   "keys_file": KEYS_FILE, "keys": keys},
     }
@@ -134,7 +134,6 @@ def write_run(outdir: Path, journal: Journal, failures: dict[int, Failure], resu
     """
     result.failures = [failures[position] for position in sorted(failures)]
     index = journal.index
-    per_document: dict[str, dict[str, int]] = {}
 
     def lines(read: Callable[[Done], str]) -> Iterator[str]:
         offset = 0
@@ -145,7 +144,7 @@ def write_run(outdir: Path, journal: Journal, failures: dict[int, Failure], resu
             result.counts.add(done.counts, done.warnings)
             index.add_cache_keys(done.keys)
             if done.usage and any(done.usage.values()):
-                per_document[item.doc_id] = done.usage
+                index.add_usage(item.doc_id, done.usage)
             line = respelled(read(done), done.path, item.path)
             size = len(line.encode())
             index.place(item, offset, size)
@@ -158,9 +157,20 @@ def write_run(outdir: Path, journal: Journal, failures: dict[int, Failure], resu
     atomic_write(outdir / POSITIONS, _positions_json(index.placed_positions(), sorted(failures)))
     count, keys = index.cache_keys()
     atomic_write(outdir / KEYS_FILE, (f"{key}\n" for key in keys))
-    write_json(outdir / MANIFEST, run_manifest(result, context, count, per_document))
+    atomic_write(outdir / MANIFEST, _manifest_json(run_manifest(result, context, count), index.usage()))
     if not result.interrupted:
         journal.compact()
+
+
+def _manifest_json(manifest: dict[str, Any], per_document: Iterable[tuple[str, str]]) -> Iterator[str]:
+    """The manifest with `usage_per_document` last, streamed from the index a document a line (a
+    registry run through a model has half a million of them)."""
+    yield json.dumps(manifest, indent=2, ensure_ascii=False).removesuffix("\n}") + ',\n  "usage_per_document": {'
+    separator = "\n"
+    for doc_id, usage in per_document:
+        yield f"{separator}    {json.dumps(doc_id, ensure_ascii=False)}: {usage}"
+        separator = ",\n"
+    yield ("\n  }" if separator != "\n" else "}") + "\n}\n"
 
 
 def _positions_json(records: Iterable[int], errors: list[int]) -> Iterator[str]:
