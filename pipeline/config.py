@@ -84,8 +84,9 @@ class RunConfig:
                                         affects="execution")] = 1
     document_timeout: Annotated[float, Setting("Seconds one document may take, retries and re-asks included, "
                                                "before it fails and the run goes on.", affects="execution")] = 900.0
-    workers: Annotated[int | None, Setting("Worker processes; default: one per core for CPU-bound backends "
-                                           "(rules, none), one for model backends.", affects="execution")] = None
+    workers: Annotated[int | None, Setting("Worker processes; default: one per usable core (affinity, container "
+                                           "CPU quota) for CPU-bound backends (rules, none), one for model "
+                                           "backends.", affects="execution")] = None
     requests_per_minute: Annotated[float | None, Setting("Client-side limit on model requests.",
                                                          affects="execution")] = None
     tokens_per_minute: Annotated[float | None, Setting("Client-side limit on model tokens.",

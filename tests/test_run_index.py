@@ -8,6 +8,7 @@ checks the same property cheaply, with Python's own allocation tracer on the run
 from __future__ import annotations
 
 import json
+import os
 import tracemalloc
 from pathlib import Path
 
@@ -15,6 +16,7 @@ import pytest
 
 from pipeline.config import RunConfig
 from pipeline.run import run
+from pipeline.run.runner import usable_cores
 
 
 def _inputs(path: Path, count: int) -> Path:
@@ -63,3 +65,15 @@ def test_a_duplicate_id_fails_and_names_where_it_came_first(tmp_path: Path) -> N
         (str(second), 1, f"duplicate doc_id 'NCT00000000' (first in {first})"),
         (str(second), 2, f"duplicate doc_id 'NCT00000001' (first in {first})"),
     ]
+
+
+def test_workers_default_to_the_cores_a_container_may_use(tmp_path: Path) -> None:
+    pinned = len(os.sched_getaffinity(0))
+    cpu_max = tmp_path / "cpu.max"
+    assert usable_cores(cpu_max) == pinned  # no cgroup file: the cores this process is pinned to
+    cpu_max.write_text("max 100000\n")
+    assert usable_cores(cpu_max) == pinned
+    cpu_max.write_text("50000 100000\n")  # half a core
+    assert usable_cores(cpu_max) == 1
+    cpu_max.write_text(f"{150000 * pinned} 100000\n")  # more quota than cores
+    assert usable_cores(cpu_max) == pinned

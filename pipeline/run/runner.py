@@ -11,6 +11,7 @@ same bytes as one that was never interrupted.
 from __future__ import annotations
 
 import hashlib
+import math
 import multiprocessing
 import os
 import signal
@@ -151,6 +152,19 @@ def process_within(planned: Planned, backend: Backend, seconds: float) -> Outcom
         return Outcome(planned, failure=_failure(planned.document, exc))
 
 
+def usable_cores(cpu_max: Path = Path("/sys/fs/cgroup/cpu.max")) -> int:
+    """The cores this process may use: those it is pinned to (taskset, cpusets), fewer if a
+    container's CPU quota (cgroup v2 `cpu.max`, "quota period") allows less; one process per core."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    try:
+        quota, period = cpu_max.read_text(encoding="ascii").split()
+        if quota != "max":
+            cores = min(cores, math.ceil(int(quota) / int(period)))
+    except (OSError, ValueError):
+        pass
+    return max(1, cores)
+
+
 class InlineExecutor(Executor):
     """One worker needs no pool: each document is processed when submitted, in this process (no
     copying of documents and records between processes)."""
@@ -282,7 +296,7 @@ class Runner:
         """
         cpu_bound = getattr(self.backend, "cpu_bound", False)  # optional for plugins: I/O-bound unless said
         if cpu_bound or (self.config.workers or 1) > 1:
-            workers = self.config.workers or os.cpu_count() or 1
+            workers = self.config.workers or usable_cores()
             if workers == 1:
                 return InlineExecutor(), 1, partial(process_within, backend=self.backend,
                                                     seconds=self.config.document_timeout)
