@@ -214,9 +214,10 @@ def output_usage(path: Path, sent: set[str]) -> dict[str, int]:
     seen: set[str] = set()
     with path.open(encoding="utf-8") as lines:
         for line in map(json.loads, lines):
-            if line.get("custom_id") not in sent - seen:
+            custom_id = line.get("custom_id")
+            if custom_id not in sent or custom_id in seen:
                 continue
-            seen.add(line["custom_id"])
+            seen.add(custom_id)
             usage = ((line.get("response") or {}).get("body") or {}).get("usage") or {}
             total["requests"] += 1
             total["prompt_tokens"] += usage.get("prompt_tokens") or 0
