@@ -5,7 +5,8 @@
 Three ways over the same documents (default: HINT's 3,686 trials), run alternately in one
 process so machine noise hits them alike, best of `--repeat`:
 - work: ingest, segment and extract in a loop, records serialised and dropped (no runner);
-- run, 1 worker: `pipeline.run.run` end to end (journal, ordered outputs, manifest);
+- run, 1 worker: `pipeline.run.run` end to end (journal, ordered outputs, manifest), in this one
+  process as `--workers 1` runs;
 - run, N workers: the same with `--workers N` processes.
 It prints seconds and docs/s of each, the runner's overhead (run with 1 worker / work; target
 <= 1.2) and the speed-up of N workers (target >= 1.8 on 2 idle cores). Absolute numbers do not
