@@ -38,6 +38,7 @@ JSON_SUFFIXES = {".json"}
 ARCHIVE_SUFFIXES = {".zip"}
 DOCUMENT_SUFFIXES = TEXT_SUFFIXES | TABLE_SUFFIXES | JSON_SUFFIXES  # what a file or an archive member can be
 SUPPORTED_SUFFIXES = DOCUMENT_SUFFIXES | ARCHIVE_SUFFIXES
+STREAMED_SUFFIXES = TABLE_SUFFIXES | JSON_SUFFIXES  # read a row or study at a time
 
 
 @dataclass
@@ -216,15 +217,15 @@ def _read_path(path: Path, max_bytes: int, *, id_field: str | None, text_field: 
     if suffix in ARCHIVE_SUFFIXES:
         yield from archive.read_zip(path, max_bytes, id_field=id_field, text_field=text_field)
         return
-    if suffix not in DOCUMENT_SUFFIXES:
-        yield IngestError(str(path), f"unsupported file type {suffix or '(none)'!r}")
-        return
-    handle = open_input(path, max_bytes if suffix in TEXT_SUFFIXES else None)
+    handle = open_input(path, None if suffix in STREAMED_SUFFIXES else max_bytes)
     if isinstance(handle, IngestError):
         yield handle
         return
     with handle:
-        yield from read_stream(path, handle, max_bytes, id_field=id_field, text_field=text_field)
+        if suffix in DOCUMENT_SUFFIXES:
+            yield from read_stream(path, handle, max_bytes, id_field=id_field, text_field=text_field)
+        else:
+            yield IngestError(str(path), f"unsupported file type {suffix or '(none)'!r}")
 
 
 def read_stream(path: Path, handle: BinaryIO, max_bytes: int, *, id_field: str | None, text_field: str | None

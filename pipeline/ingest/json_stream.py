@@ -18,7 +18,7 @@ import json
 import re
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, Literal
 
 from pipeline.errors import IngestError
 
@@ -32,10 +32,15 @@ _STRUCTURE = re.compile(r'["\[\]{},]')
 _STRING_BODY = re.compile(r'[^"\\]*(?:\\.[^"\\]*)*', re.DOTALL)
 _BAD_BYTE = re.compile(r"[\udc80-\udcff]")  # undecodable bytes, kept by the surrogateescape handler
 _NEAR_END = 32  # a decode error this close to the window's end may only mean the value goes on
+_STUDY_START = re.compile(r'\{\s*"protocolSection"\s*:')  # never inside a JSON string: its quotes would be escaped
 
 
 class _Invalid(Exception):
-    """A problem at a position of the text; the message is complete."""
+    """A problem at an offset of the text (characters from the start of the file)."""
+
+    def __init__(self, message: str, at: int) -> None:
+        super().__init__(message)
+        self.at = at
 
 
 class _TooLarge(Exception):
@@ -58,7 +63,8 @@ class _Window:
         self.pos = 0
         self.eof = False
         self.started = False
-        self.dropped_lines = 0  # newlines in the text already dropped
+        self.dropped = 0  # characters of text already dropped
+        self.dropped_lines = 0  # newlines among them
         self.dropped_column = 0  # characters dropped since the last of them
 
     def more(self, at_least: int = 0) -> bool:
@@ -76,6 +82,7 @@ class _Window:
 
     def _drop_read_text(self) -> None:
         done = self.text[:self.pos]
+        self.dropped += len(done)
         newlines = done.count("\n")
         if newlines:
             self.dropped_lines += newlines
@@ -103,8 +110,10 @@ class _Window:
     def invalid(self, pos: int, message: str) -> _Invalid:
         bad = _BAD_BYTE.match(self.text, pos) if pos < len(self.text) else None
         if bad is not None:
-            return _Invalid(f"not valid UTF-8: byte 0x{ord(bad.group()) - 0xDC00:02x} at {self.where(pos)}")
-        return _Invalid(f"invalid JSON at {self.where(pos)}: {message}")
+            message = f"not valid UTF-8: byte 0x{ord(bad.group()) - 0xDC00:02x} at {self.where(pos)}"
+        else:
+            message = f"invalid JSON at {self.where(pos)}: {message}"
+        return _Invalid(message, self.dropped + pos)
 
     def value(self, max_bytes: int) -> Any:
         """Decode the value at `pos` and move past it, reading more text while it is incomplete.
@@ -117,9 +126,10 @@ class _Window:
                 value, end = _DECODER.raw_decode(self.text, self.pos)
             except json.JSONDecodeError as exc:
                 if not self._may_go_on(exc):
-                    raise self.invalid(exc.pos, exc.msg) from None
+                    raise self.invalid(exc.pos, exc.msg.removesuffix(" starting at")) from None
             except RecursionError:
-                raise _Invalid(f"JSON nested too deeply to read (at {self.where(self.pos)})") from None
+                where = self.where(self.pos)
+                raise _Invalid(f"JSON nested too deeply to read (at {where})", self.dropped + self.pos) from None
             else:
                 if end < len(self.text) or self.eof:  # a number at the window's end may go on
                     return self._checked(value, end, max_bytes)
@@ -143,10 +153,12 @@ class _Window:
         self.pos = end
         return value
 
-    def skip_value(self) -> bool:
+    def skip_value(self, study_after: int | None = None) -> Literal["end", "study", "eof"]:
         """Move past the value at `pos` by its brackets and strings alone (for a value that could
-        not be decoded), stopping before a `,` or closing bracket that belongs to its container.
-        Reads on without keeping what it passes; False when the text ends first."""
+        not be decoded), reading on without keeping what it passes. Stops before a `,` or closing
+        bracket that belongs to its container ("end"), at a study's start (`{"protocolSection":`)
+        beyond the offset `study_after` when one is given, so that garbage with unbalanced brackets
+        costs one study and not the rest of the file ("study"), or at the end of the text ("eof")."""
         depth, in_string = 0, False
         while True:
             if in_string:
@@ -156,19 +168,27 @@ class _Window:
                     continue
             elif found := _STRUCTURE.search(self.text, self.pos):
                 mark = found.group()
+                self.pos = found.start()
                 if mark in ",]}" and depth == 0:
-                    self.pos = found.start()
-                    return True
-                self.pos = found.end()
+                    return "end"
+                if mark == "{" and study_after is not None and self.dropped + self.pos >= study_after \
+                        and self._at_study():
+                    return "study"
+                self.pos += 1
                 in_string = mark == '"'
                 depth += (mark in "[{") - (mark in "]}")
                 if depth == 0 and mark in "]}":
-                    return True
+                    return "end"
                 continue
             else:
                 self.pos = len(self.text)
             if not self.more():
-                return False
+                return "eof"
+
+    def _at_study(self) -> bool:
+        while len(self.text) - self.pos < _NEAR_END and self.more():
+            pass
+        return _STUDY_START.match(self.text, self.pos) is not None
 
 
 class _Studies:
@@ -176,7 +196,8 @@ class _Studies:
 
     def __init__(self, path: Path, window: _Window, max_bytes: int) -> None:
         self.path, self.window, self.max_bytes = path, window, max_bytes
-        self.stopped = False
+        self.stopped = False  # the file ended inside a study
+        self.at_study = False  # a bad study was skipped up to the start of the next one
 
     def error(self, message: str, row: int | None = None) -> IngestError:
         return IngestError(str(self.path), f"row {row}: {message}" if row is not None else message, row=row)
@@ -215,39 +236,51 @@ class _Studies:
         while not self.stopped:
             row += 1
             yield self.element(row)
+            if self.at_study:  # garbage skipped up to the next study: no comma before it
+                self.at_study = False
+                continue
             mark = window.peek()
-            while mark not in (",", "]", ""):  # junk where a comma belongs: it takes the next row
-                row += 1
+            while mark not in (",", "]", "") and not self.at_study:  # junk where a comma belongs
                 problem = window.invalid(window.pos, "Expecting ',' delimiter")
-                yield self.skipped(row, str(problem))
+                yield self.skipped(None, f"after row {row}: {problem}", problem.at)
                 mark = "" if self.stopped else window.peek()
-            if mark == "]":
+            if self.at_study:
+                self.at_study = False
+            elif mark == "]":
                 window.pos += 1
                 return
-            if mark == "":
+            elif mark == "":
                 if not self.stopped:
                     yield self.error(f"the file ends inside the list of studies, after row {row} (truncated?)")
                     self.stopped = True
                 return
-            window.pos += 1
+            else:
+                window.pos += 1
 
     def element(self, row: int) -> tuple[int, Any] | IngestError:
         try:
             return row, self.window.value(self.max_bytes)
         except _Invalid as problem:
-            return self.skipped(row, str(problem))
+            return self.skipped(row, str(problem), problem.at + 1)
         except _TooLarge:
             return self.skipped(row, f"study is over the {self.max_bytes:,}-byte limit (--max-bytes)")
 
-    def skipped(self, row: int, problem: str) -> IngestError:
-        """The error for a value that could not be read, after moving past it (or stopping)."""
-        start = self.window.pos
-        if self.window.skip_value():
-            if self.window.pos == start and self.window.text[start] == "}":  # a stray brace: skip itself
-                self.window.pos += 1
-            return self.error(f"{problem}; reading resumed after it, at {self.window.where(self.window.pos)}", row)
-        self.stopped = True
-        return self.error(f"{problem}; the file ends inside this study (truncated?)", row)
+    def skipped(self, row: int | None, problem: str, study_after: int | None = None) -> IngestError:
+        """The error for a value that could not be read, after moving past it (or stopping).
+        After a syntax error reading resumes at the next study found beyond it, if that comes
+        before the value's end by its brackets."""
+        window = self.window
+        start = window.pos
+        outcome = window.skip_value(study_after)
+        if outcome == "eof":
+            self.stopped = True
+            return self.error(f"{problem}; the file ends inside this study (truncated?)", row)
+        if outcome == "study":
+            self.at_study = True
+            return self.error(f"{problem}; reading resumed at the next study, {window.where(window.pos)}", row)
+        if window.pos == start and window.text[start] == "}":  # a stray brace: skip itself
+            window.pos += 1
+        return self.error(f"{problem}; reading resumed after it, at {window.where(window.pos)}", row)
 
     def top_object(self) -> Iterator[tuple[int, Any] | IngestError]:
         """`{"studies": [...], ...}` gives the list's studies; any other object is one study."""
