@@ -153,6 +153,7 @@ def test_whole_file_problems_are_one_error_for_the_file() -> None:
             (error,) = _read(content, chunk)
             assert isinstance(error, IngestError) and error.row is None and error.message.startswith(message)
     (deep,) = _read(b"[" * 100_000, 7)
+    assert isinstance(deep, IngestError)
     assert deep.message == ("row 1: JSON nested too deeply to read (at line 1 column 2); the file ends inside this "
                             "study (truncated?)")
 

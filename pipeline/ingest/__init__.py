@@ -27,7 +27,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO, Literal, cast
+from typing import Any, BinaryIO, Literal, Protocol, cast
 
 from pipeline.errors import IngestError
 from pipeline.schema import CriterionKind, Source, Trial
@@ -286,9 +286,13 @@ def open_input(path: Path, max_bytes: int | None) -> io.BufferedReader[Any] | In
     return handle
 
 
-def binary_problem(path: Path, handle: io.BufferedReader[Any]) -> IngestError | None:
+class Peekable(Protocol):
+    def peek(self, size: int = ..., /) -> bytes: ...
+
+
+def binary_problem(path: Path, handle: BinaryIO | Peekable) -> IngestError | None:
     """An error when the input starts like a binary file (a NUL byte in its first 8 KB)."""
-    if b"\x00" in handle.peek(8192)[:8192]:
+    if b"\x00" in cast(Peekable, handle).peek(8192)[:8192]:  # files and zip members are buffered
         return IngestError(str(path), "binary file (contains NUL bytes), not a text document")
     return None
 

@@ -8,10 +8,10 @@ files; members of other types are counted for the message when nothing is readab
 name is odd (control characters, an absolute path, `..`, empty parts), that is encrypted, a
 symbolic link, an archive itself or a second member of the same name gives one error and is not read.
 
-Zip bombs: what a member decompresses to is counted while it is read (the sizes in its header
-are not trusted), and reading stops at `max_bytes` for a text page, and for every member at
-`max(max_bytes, EXPANSION_LIMIT x its compressed size)`; tables and studies inside are limited a
-row or a study at a time by `max_bytes` as in a plain file.
+Zip bombs: a text page is read with a bounded read (over `max_bytes` it is an error, as a file);
+tables and CT.gov JSON are streamed, a row or a study limited by `max_bytes` as in a plain file,
+and what such a member decompresses to is counted while it is read (the sizes in its header are
+not trusted): reading stops past `max(max_bytes, EXPANSION_LIMIT x its compressed size)`.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ import zlib
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
-from typing import IO
+from typing import IO, BinaryIO, cast
 
 from pipeline.errors import IngestError
 from pipeline.ingest import (
@@ -138,14 +138,12 @@ def _unreadable(info: zipfile.ZipInfo, suffix: str, repeated: bool) -> str | Non
 
 def _read_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, path: Path, max_bytes: int, *,
                  id_field: str | None, text_field: str | None) -> Iterator[Document | IngestError]:
-    if path.suffix.lower() in TEXT_SUFFIXES:  # the reader itself says the page is over --max-bytes
-        limit, why = max_bytes + 1, "a text page"
-    else:
-        limit = max(max_bytes, EXPANSION_LIMIT * info.compress_size)
-        why = f"{EXPANSION_LIMIT} times its compressed size: a zip bomb?"
+    limit = max(max_bytes, EXPANSION_LIMIT * info.compress_size)
     try:
         with archive.open(info) as member:
-            handle = io.BufferedReader(_Counted(member, limit, str(path), why))
+            # A text page is read with a bounded read (at most max_bytes + 1 bytes), so it needs no count.
+            handle = cast(BinaryIO, member) if path.suffix.lower() in TEXT_SUFFIXES else io.BufferedReader(
+                _Counted(member, limit, str(path), f"{EXPANSION_LIMIT} times its compressed size: a zip bomb?"))
             if binary := binary_problem(path, handle):
                 yield binary
                 return
