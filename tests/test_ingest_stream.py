@@ -6,6 +6,8 @@ from __future__ import annotations
 import copy
 import io
 import json
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +16,7 @@ import pytest
 from pipeline.errors import IngestError
 from pipeline.ingest import Document, iter_documents, iter_input_files, read_stream
 from pipeline.ingest.ctgov import read_ctgov, study_document
-from tests.conftest import shared_path
+from tests.conftest import REPO, shared_path
 from tests.data.make_bad_corpus import study
 
 CHUNKS = (7, 500, 1 << 20)  # smaller than a token, than a study, and larger than the file
@@ -234,3 +236,15 @@ def test_a_directory_is_walked_as_it_is_read(tmp_path: Path) -> None:
     assert next(walk) == tmp_path / "a" / "1.txt"
     (tmp_path / "b" / "2.txt").write_text("Inclusion Criteria:\n- adults\n", encoding="utf-8")
     assert list(walk) == [tmp_path / "b" / "1.txt", tmp_path / "b" / "2.txt"]
+
+
+def test_standard_input_json_is_streamed_and_max_bytes_limits_one_study(tmp_path: Path) -> None:
+    page = json.dumps({"studies": [study(f"NCT1000000{n}") for n in range(1, 6)]}, indent=1)
+    limit = len(page) // 3  # the page is over it, each study under it
+    done = subprocess.run([sys.executable, "-m", "pipeline", "run", "-", "-o", str(tmp_path / "out"), "--backend",
+                           "none", "--max-bytes", str(limit)], input=page, cwd=REPO, capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    records = [json.loads(line) for line in (tmp_path / "out" / "records.jsonl").read_text(encoding="utf-8").split("\n")
+               if line]
+    assert [(r["doc_id"], r["source"]["row"]) for r in records] == [(f"NCT1000000{n}", n) for n in range(1, 6)]
