@@ -6,7 +6,7 @@ For each scale k, the 100 studies of ../shared/data/ctgov are written k times wi
 one `{"studies": [...], "nextPageToken": ...}` file (700x is about 1 GB), as a zip of one JSON
 file per study (ClinicalTrials.gov's bulk download) and as a CSV of the same criteria. A child
 process reads each with `pipeline.ingest.iter_documents` (ingest only: no segmentation or
-extraction) and its peak resident set (ru_maxrss) is read when it exits. For comparison, the
+extraction) and reports its peak resident set (VmHWM) before it exits. For comparison, the
 CT.gov file is also parsed whole with `json.loads` (what reading it used to cost) up to
 `--whole-up-to`. Targets: the streamed peaks stay flat (the largest scale within 1.2x of 1x).
 """
@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import os
 import subprocess
 import sys
 import tempfile
@@ -26,9 +25,26 @@ from pathlib import Path
 from typing import Any
 
 DEFAULT = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "ctgov" / "nsclc-ctg-studies.json"
-READ = ("import sys; from pathlib import Path; from pipeline.ingest import iter_documents, Document; "
-        "print(sum(isinstance(d, Document) for d in iter_documents([Path(sys.argv[1])], max_bytes=20_000_000)))")
-WHOLE = "import json, sys; print(len(json.load(open(sys.argv[1], encoding='utf-8'))['studies']))"
+# The child reports its own peak: VmHWM counts from its exec, while ru_maxrss (what wait4 gives) also
+# counts the forked copy of this parent before the exec, which grows with the archive written here.
+PEAK = """
+from pathlib import Path
+status = Path("/proc/self/status")
+lines = status.read_text().splitlines() if status.exists() else []
+import resource
+print(next((int(line.split()[1]) for line in lines if line.startswith("VmHWM:")),
+           resource.getrusage(resource.RUSAGE_SELF).ru_maxrss))
+"""
+READ = """
+import sys
+from pathlib import Path
+from pipeline.ingest import Document, iter_documents
+print(sum(isinstance(item, Document) for item in iter_documents([Path(sys.argv[1])], max_bytes=20_000_000)))
+""" + PEAK
+WHOLE = """
+import json, sys
+print(len(json.load(open(sys.argv[1], encoding="utf-8"))["studies"]))
+""" + PEAK
 
 
 def renamed(studies: list[dict[str, Any]], copy: int) -> list[dict[str, Any]]:
@@ -62,16 +78,14 @@ def write_inputs(studies: list[dict[str, Any]], scale: int, folder: Path) -> dic
 
 
 def peak_rss_mb(code: str, path: Path) -> tuple[float, float, str]:
-    """(peak RSS in MB, wall seconds, what the child printed) of one read in a fresh process."""
+    """(peak RSS in MB, wall seconds, documents read) of one read in a fresh process."""
     started = time.perf_counter()
-    child = subprocess.Popen([sys.executable, "-c", code, str(path)], stdout=subprocess.PIPE,
-                             stderr=subprocess.DEVNULL, text=True)
-    assert child.stdout is not None
-    printed = child.stdout.read().strip()
-    _, status, usage = os.wait4(child.pid, 0)
-    if os.waitstatus_to_exitcode(status) != 0:
-        printed = f"failed ({printed or 'no output'})"
-    return usage.ru_maxrss / 1024, time.perf_counter() - started, printed
+    done = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, check=False)
+    seconds = time.perf_counter() - started
+    if done.returncode != 0 or len(done.stdout.split()) != 2:
+        return float("nan"), seconds, "failed"
+    documents, peak_kb = done.stdout.split()
+    return int(peak_kb) / 1024, seconds, documents
 
 
 def main(argv: list[str] | None = None) -> int:
