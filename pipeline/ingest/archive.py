@@ -97,9 +97,9 @@ def read_zip(path: Path, max_bytes: int, *, id_field: str | None, text_field: st
 
 def _members(archive: zipfile.ZipFile, skipped: Counter[str]) -> Iterator[tuple[zipfile.ZipInfo, str | None]]:
     """Each member to read, with the reason it cannot be read (None when it can), in name order."""
-    seen: set[str] = set()
+    previous = None  # sorting keeps members of one name together, in archive order
     for info in sorted(archive.infolist(), key=lambda member: member.filename.split("/")):
-        name = info.filename
+        name, repeated, previous = info.filename, info.filename == previous, info.filename
         if problem := _odd_name(name):
             yield info, f"member name {name!r} {problem}: not read"
             continue
@@ -109,8 +109,7 @@ def _members(archive: zipfile.ZipFile, skipped: Counter[str]) -> Iterator[tuple[
         if suffix not in DOCUMENT_SUFFIXES | ARCHIVE_SUFFIXES:
             skipped[suffix or "(no suffix)"] += 1
             continue
-        yield info, _unreadable(info, suffix, name in seen)
-        seen.add(name)
+        yield info, _unreadable(info, suffix, repeated)
 
 
 def _odd_name(name: str) -> str | None:
