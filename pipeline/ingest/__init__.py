@@ -76,6 +76,15 @@ def unicode_problem(text: str) -> str | None:
     return f"holds a lone surrogate \\u{ord(match.group()):04x} at character {match.start()} (not valid Unicode)"
 
 
+_UNDECODABLE = re.compile(r"[\udc80-\udcff]")  # bytes that were not UTF-8, kept by the surrogateescape handler
+
+
+def undecodable_byte(text: str) -> tuple[int, int] | None:
+    """(index, byte) of the first byte that was not UTF-8 in text decoded with `surrogateescape`, or None."""
+    match = None if text.isascii() else _UNDECODABLE.search(text)
+    return None if match is None else (match.start(), ord(match.group()) - 0xDC00)
+
+
 # How a parsed JSON value's type reads in a message ("is a list, expected text").
 JSON_TYPE_NAMES: dict[type, str] = {dict: "an object", list: "a list", str: "text", bool: "true/false",
                                     int: "a number", float: "a number", type(None): "null"}

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, BinaryIO, Literal
 
 from pipeline.errors import IngestError
+from pipeline.ingest import undecodable_byte
 
 CHUNK_BYTES = 1 << 20  # read at a time; a study longer than this is read in growing steps
 STUDIES = "studies"
@@ -30,7 +31,6 @@ _DECODER = json.JSONDecoder()
 _SPACE = re.compile(r"[ \t\n\r]*")
 _STRUCTURE = re.compile(r'["\[\]{},]')
 _STRING_BODY = re.compile(r'[^"\\]*(?:\\.[^"\\]*)*', re.DOTALL)
-_BAD_BYTE = re.compile(r"[\udc80-\udcff]")  # undecodable bytes, kept by the surrogateescape handler
 _NEAR_END = 32  # a decode error this close to the window's end may only mean the value goes on
 _STUDY_START = re.compile(r'\{\s*"protocolSection"\s*:')  # never inside a JSON string: its quotes would be escaped
 
@@ -108,9 +108,8 @@ class _Window:
         return f"line {line} column {column}"
 
     def invalid(self, pos: int, message: str) -> _Invalid:
-        bad = _BAD_BYTE.match(self.text, pos) if pos < len(self.text) else None
-        if bad is not None:
-            message = f"not valid UTF-8: byte 0x{ord(bad.group()) - 0xDC00:02x} at {self.where(pos)}"
+        if bad := undecodable_byte(self.text[pos:pos + 1]):
+            message = f"not valid UTF-8: byte 0x{bad[1]:02x} at {self.where(pos)}"
         else:
             message = f"invalid JSON at {self.where(pos)}: {message}"
         return _Invalid(message, self.dropped + pos)
@@ -144,8 +143,8 @@ class _Window:
     def _checked(self, value: Any, end: int, max_bytes: int) -> Any:
         source = self.text[self.pos:end]
         if not source.isascii():
-            if bad := _BAD_BYTE.search(source):
-                raise self.invalid(self.pos + bad.start(), "")
+            if bad := undecodable_byte(source):
+                raise self.invalid(self.pos + bad[0], "")
             if len(source.encode("utf-8", "surrogatepass")) > max_bytes:
                 raise _TooLarge
         elif len(source) > max_bytes:
@@ -308,7 +307,9 @@ class _Studies:
                     size += window.pos - start
                 except _TooLarge:
                     too_large = True
-                    window.skip_value()
+                    if window.skip_value() == "eof":
+                        raise _Invalid("the file ends inside a value over the --max-bytes limit (truncated?)",
+                                       window.dropped + window.pos) from None
                 too_large = too_large or size > self.max_bytes
             mark = window.peek()
             if mark == ",":

@@ -13,7 +13,6 @@ import csv
 import io
 import itertools
 import json
-import re
 from collections import deque
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -28,6 +27,7 @@ from pipeline.ingest import (
     json_kind,
     normalise,
     sha256_text,
+    undecodable_byte,
     unicode_problem,
 )
 from pipeline.schema import Evidence, Source, Trial
@@ -220,15 +220,11 @@ def _no_text_column(header: list[str], text_field: str | None) -> str:
 
 
 _CSV_PROBLEMS = {"unexpected end of data": "unterminated quote: the quoted cell opened here never closes"}
-_BAD_BYTE = re.compile(r"[\udc80-\udcff]")  # undecodable bytes, kept by the surrogateescape handler
 
 
 def _undecodable(fields: list[str]) -> int | None:
     """The first byte of a record's cells that was not UTF-8, or None."""
-    for cell in fields:
-        if not cell.isascii() and (bad := _BAD_BYTE.search(cell)):
-            return ord(bad.group()) - 0xDC00
-    return None
+    return next((bad[1] for cell in fields if (bad := undecodable_byte(cell))), None)
 
 
 def _text_lines(text: io.TextIOWrapper, max_bytes: int) -> Iterator[str]:
