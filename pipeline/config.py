@@ -96,7 +96,9 @@ class RunConfig:
                                           env="TRIALSTRUCT_RULES_TAGGER")] = True
     id_field: Annotated[str | None, Setting("Table column holding the document id.")] = None
     text_field: Annotated[str | None, Setting("Table column holding the criteria text.")] = None
-    max_bytes: Annotated[int, Setting("Largest input file accepted, in bytes.")] = 20_000_000
+    max_bytes: Annotated[int, Setting("Largest text page, table row or ClinicalTrials.gov study, in bytes (tables, "
+                                      "CT.gov JSON and zip archives are streamed: their size is not limited).")
+                         ] = 20_000_000
 
     def public_dict(self) -> dict[str, Any]:
         """Everything but secrets (credentials inside the endpoint URL masked): safe for manifests and logs."""

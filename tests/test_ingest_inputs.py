@@ -73,7 +73,7 @@ def test_directory_without_supported_files_is_an_error(tmp_path: Path) -> None:
     (tmp_path / "empty").mkdir()
     ids, errors = _ids_and_errors(_read([tmp_path / "html", tmp_path / "empty"]))
     assert ids == []
-    supported = ".csv, .json, .jsonl, .md, .txt"
+    supported = ".csv, .json, .jsonl, .md, .txt, .zip"
     assert errors == [
         f"{tmp_path / 'html'}: no supported input files in this directory (reads {supported}; found 1 (no suffix), "
         "2 .html)",
@@ -93,7 +93,7 @@ def test_run_over_an_unsupported_directory_or_a_missing_path_exits_1(tmp_path: P
         assert error["path"] == str(target)
         assert error["error"] in ("no such file or directory",
                                   "no supported input files in this directory (reads .csv, .json, .jsonl, .md, "
-                                  ".txt; found 1 .html)")
+                                  ".txt, .zip; found 1 .html)")
 
 
 def test_broken_symlink_named_as_input(tmp_path: Path) -> None:

@@ -5,6 +5,10 @@ Supported inputs (directories are walked, hidden files skipped, order is sorted 
   `NCTxxx_exc.txt`). `source_text` is the file decoded as UTF-8, newlines untouched, BOM dropped.
 - `.json`: ClinicalTrials.gov API v2: one study, a list of studies, or `{"studies": [...]}`.
 - `.jsonl` / `.csv`: tables with a criteria text column and optional metadata columns.
+- `.zip`: an archive of such files (ClinicalTrials.gov's bulk download), each member read in turn.
+
+JSON, JSONL, CSV and archives are streamed: memory holds one study, row or member at a time, and
+`max_bytes` limits each of those; a text page is read whole and `max_bytes` limits the file.
 
 Every problem with an input becomes an `IngestError` yielded in the stream (one per file or row),
 so a batch carries on past bad files and reports each of them.
@@ -23,7 +27,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO, Literal, cast
+from typing import Any, BinaryIO, Literal, Protocol, cast
 
 from pipeline.errors import IngestError
 from pipeline.schema import CriterionKind, Source, Trial
@@ -31,7 +35,10 @@ from pipeline.schema import CriterionKind, Source, Trial
 TEXT_SUFFIXES = {".txt", ".md"}
 TABLE_SUFFIXES = {".jsonl", ".csv"}
 JSON_SUFFIXES = {".json"}
-SUPPORTED_SUFFIXES = TEXT_SUFFIXES | TABLE_SUFFIXES | JSON_SUFFIXES
+ARCHIVE_SUFFIXES = {".zip"}
+DOCUMENT_SUFFIXES = TEXT_SUFFIXES | TABLE_SUFFIXES | JSON_SUFFIXES  # what a file or an archive member can be
+SUPPORTED_SUFFIXES = DOCUMENT_SUFFIXES | ARCHIVE_SUFFIXES
+STREAMED_SUFFIXES = TABLE_SUFFIXES | JSON_SUFFIXES  # read a row or study at a time
 
 
 @dataclass
@@ -69,6 +76,15 @@ def unicode_problem(text: str) -> str | None:
     return f"holds a lone surrogate \\u{ord(match.group()):04x} at character {match.start()} (not valid Unicode)"
 
 
+_UNDECODABLE = re.compile(r"[\udc80-\udcff]")  # bytes that were not UTF-8, kept by the surrogateescape handler
+
+
+def undecodable_byte(text: str) -> tuple[int, int] | None:
+    """(index, byte) of the first byte that was not UTF-8 in text decoded with `surrogateescape`, or None."""
+    match = None if text.isascii() else _UNDECODABLE.search(text)
+    return None if match is None else (match.start(), ord(match.group()) - 0xDC00)
+
+
 # How a parsed JSON value's type reads in a message ("is a list, expected text").
 JSON_TYPE_NAMES: dict[type, str] = {dict: "an object", list: "a list", str: "text", bool: "true/false",
                                     int: "a number", float: "a number", type(None): "null"}
@@ -89,10 +105,12 @@ def iter_input_files(paths: Iterable[Path]) -> Iterator[Path | IngestError]:
     for path in paths:
         if path.is_dir():
             walk = _Walk()
-            items = list(walk.files(path, path))
-            if not any(isinstance(item, Path) for item in items):
-                items.append(IngestError(str(path), walk.nothing_found()))
-            yield from items
+            found = False
+            for item in walk.files(path, path):  # lazily: a registry-sized folder is never listed whole
+                found = found or isinstance(item, Path)
+                yield item
+            if not found:
+                yield IngestError(str(path), walk.nothing_found())
         else:
             yield path
 
@@ -108,7 +126,7 @@ class _Walk:
     def files(self, root: Path, directory: Path) -> Iterator[Path | IngestError]:
         try:
             identity = directory.stat()
-            entries = sorted(os.scandir(directory), key=lambda entry: entry.name)
+            names = sorted(entry.name for entry in os.scandir(directory))
         except OSError as exc:
             yield IngestError(str(directory), f"cannot list directory: {exc.strerror or exc}")
             return
@@ -118,23 +136,28 @@ class _Walk:
                                               "path to the same folder): not read again")
             return
         self.entered.add(key)
-        for entry in entries:
-            if entry.name.startswith("."):
+        for name in names:
+            if name.startswith("."):
                 continue
-            child = directory / entry.name
-            if entry.is_dir():  # follows symlinks
+            child = directory / name
+            if child.is_dir():  # follows symlinks
                 yield from self.files(root, child)
-            elif Path(entry.name).suffix.lower() in SUPPORTED_SUFFIXES:
+            elif Path(name).suffix.lower() in SUPPORTED_SUFFIXES:
                 yield child  # FIFOs, broken links and the like are reported when read
             else:
-                self.skipped_suffixes[Path(entry.name).suffix.lower() or "(no suffix)"] += 1
+                self.skipped_suffixes[Path(name).suffix.lower() or "(no suffix)"] += 1
 
     def nothing_found(self) -> str:
-        supported = ", ".join(sorted(SUPPORTED_SUFFIXES))
-        if not self.skipped_suffixes:
-            return f"no input files in this directory (reads {supported})"
-        found = ", ".join(f"{count} {suffix}" for suffix, count in sorted(self.skipped_suffixes.items()))
-        return f"no supported input files in this directory (reads {supported}; found {found})"
+        return nothing_found("directory", SUPPORTED_SUFFIXES, self.skipped_suffixes)
+
+
+def nothing_found(where: str, supported: set[str], skipped_suffixes: Counter[str]) -> str:
+    """Why a directory or archive gave no input: it is empty, or it holds only files of other types."""
+    reads = ", ".join(sorted(supported))
+    if not skipped_suffixes:
+        return f"no input files in this {where} (reads {reads})"
+    found = ", ".join(f"{count} {suffix}" for suffix, count in sorted(skipped_suffixes.items()))
+    return f"no supported input files in this {where} (reads {reads}; found {found})"
 
 
 def iter_documents(
@@ -161,7 +184,7 @@ def iter_documents(
 
 def _read_stdin(max_bytes: int, *, id_field: str | None, text_field: str | None) -> Iterator[Document | IngestError]:
     """Standard input (`-`), its format told by its first bytes: JSON objects one a line are a
-    JSONL table (streamed), other JSON a ClinicalTrials.gov document, anything else a text page."""
+    JSONL table, other JSON a ClinicalTrials.gov document (both streamed), anything else a text page."""
     from pipeline.ingest import ctgov, table, text
 
     stream = cast(io.BufferedReader, sys.stdin.buffer)
@@ -170,13 +193,14 @@ def _read_stdin(max_bytes: int, *, id_field: str | None, text_field: str | None)
         yield from table.read_jsonl_stream(Path("<stdin>.jsonl"), stream, max_bytes, id_field=id_field,
                                            text_field=text_field)
         return
+    if head[:1] in (b"{", b"["):
+        yield from ctgov.read_ctgov(Path("<stdin>.json"), stream, max_bytes)
+        return
     raw = stream.read(max_bytes + 1)
     if len(raw) > max_bytes:
         yield IngestError(STDIN, f"standard input is over the {max_bytes:,}-byte limit (--max-bytes)")
     elif not raw.strip():
         yield IngestError(STDIN, "standard input is empty")
-    elif raw.lstrip()[:1] in (b"{", b"["):
-        yield from ctgov.read_ctgov(Path("<stdin>.json"), raw)
     else:
         yield text.read_text_document(Path("<stdin>"), raw)
 
@@ -194,33 +218,45 @@ def _is_table_row(line: bytes) -> bool:
 
 def _read_path(path: Path, max_bytes: int, *, id_field: str | None, text_field: str | None
                ) -> Iterator[Document | IngestError]:
-    """JSONL is streamed a line at a time (a registry export is never held in memory, and
-    `max_bytes` limits one row); every other format is read whole (`max_bytes` limits the file)."""
-    from pipeline.ingest import table
+    """One input file: a text page is read whole (`max_bytes` limits the file); tables, CT.gov JSON
+    and archives are streamed (`max_bytes` limits one row, study or page)."""
+    from pipeline.ingest import archive
 
-    if path.suffix.lower() == ".jsonl":
-        yield from table.read_jsonl_file(path, max_bytes, id_field=id_field, text_field=text_field)
+    suffix = path.suffix.lower()
+    if suffix in ARCHIVE_SUFFIXES:
+        yield from archive.read_zip(path, max_bytes, id_field=id_field, text_field=text_field)
         return
-    raw = read_bytes(path, max_bytes)
-    if isinstance(raw, IngestError):
-        yield raw
+    handle = open_input(path, None if suffix in STREAMED_SUFFIXES else max_bytes)
+    if isinstance(handle, IngestError):
+        yield handle
         return
-    yield from _read_file(path, raw, id_field=id_field, text_field=text_field)
+    with handle:
+        if suffix in DOCUMENT_SUFFIXES:
+            yield from read_stream(path, handle, max_bytes, id_field=id_field, text_field=text_field)
+        else:
+            yield IngestError(str(path), f"unsupported file type {suffix or '(none)'!r}")
 
 
-def _read_file(path: Path, raw: bytes, *, id_field: str | None, text_field: str | None
-               ) -> Iterator[Document | IngestError]:
+def read_stream(path: Path, handle: BinaryIO, max_bytes: int, *, id_field: str | None, text_field: str | None
+                ) -> Iterator[Document | IngestError]:
+    """The documents of one open input (a file or an archive member), by the suffix of `path`."""
     from pipeline.ingest import ctgov, table, text
 
     suffix = path.suffix.lower()
-    if suffix in TEXT_SUFFIXES:
-        yield text.read_text_document(path, raw)
-    elif suffix in JSON_SUFFIXES:
-        yield from ctgov.read_ctgov(path, raw)
+    if suffix in JSON_SUFFIXES:
+        yield from ctgov.read_ctgov(path, handle, max_bytes)
+    elif suffix == ".jsonl":
+        yield from table.read_jsonl_stream(path, handle, max_bytes, id_field=id_field, text_field=text_field)
     elif suffix == ".csv":
-        yield from table.read_csv(path, raw, id_field=id_field, text_field=text_field)
+        yield from table.read_csv_stream(path, handle, max_bytes, id_field=id_field, text_field=text_field)
     else:
-        yield IngestError(str(path), f"unsupported file type {suffix or '(none)'!r}")
+        raw = handle.read(max_bytes + 1)
+        if len(raw) > max_bytes:
+            yield IngestError(str(path), f"file is over the {max_bytes:,}-byte limit (--max-bytes)")
+        elif not raw.strip():
+            yield IngestError(str(path), "file is empty")
+        else:
+            yield text.read_text_document(path, raw)
 
 
 def guarded_row(path: Path, row: int, build: Callable[[], Document | IngestError]) -> Document | IngestError:
@@ -236,22 +272,9 @@ def _first_line(exc: BaseException) -> str:
     return lines[0] if lines else "(no message)"
 
 
-def read_bytes(path: Path, max_bytes: int) -> bytes | IngestError:
-    """The file's bytes, or an error for missing, non-regular, empty, oversized or binary files."""
-    try:
-        opened = open_input(path, max_bytes)
-        if isinstance(opened, IngestError):
-            return opened
-        with opened:
-            raw = opened.read()
-    except OSError as exc:
-        return IngestError(str(path), f"cannot read: {exc.strerror or exc}")
-    return raw if raw.strip() else IngestError(str(path), "file is empty")
-
-
-def open_input(path: Path, max_bytes: int | None) -> BinaryIO | IngestError:
+def open_input(path: Path, max_bytes: int | None) -> io.BufferedReader[Any] | IngestError:
     """The file opened for reading, or an error for a missing, non-regular, oversized (when
-    `max_bytes` is given) or binary file. A FIFO, socket or device is never opened: reading one
+    `max_bytes` is given) or binary (unless an archive) file. A FIFO, socket or device is never opened: reading one
     could block the run forever."""
     try:
         info = path.stat()
@@ -266,10 +289,21 @@ def open_input(path: Path, max_bytes: int | None) -> BinaryIO | IngestError:
         return IngestError(str(path), f"no such file or directory{detail}")
     except OSError as exc:
         return IngestError(str(path), f"cannot read: {exc.strerror or exc}")
-    if b"\x00" in handle.peek(8192)[:8192]:
+    if path.suffix.lower() not in ARCHIVE_SUFFIXES and (binary := binary_problem(path, handle)):
         handle.close()
-        return IngestError(str(path), "binary file (contains NUL bytes), not a text document")
+        return binary
     return handle
+
+
+class Peekable(Protocol):
+    def peek(self, size: int = ..., /) -> bytes: ...
+
+
+def binary_problem(path: Path, handle: BinaryIO | Peekable) -> IngestError | None:
+    """An error when the input starts like a binary file (a NUL byte in its first 8 KB)."""
+    if b"\x00" in cast(Peekable, handle).peek(8192)[:8192]:  # files and zip members are buffered
+        return IngestError(str(path), "binary file (contains NUL bytes), not a text document")
+    return None
 
 
 def _file_kind(mode: int) -> str:

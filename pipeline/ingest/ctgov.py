@@ -12,47 +12,35 @@ string is never read as a list of characters.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from pipeline.errors import IngestError
 from pipeline.ingest import (
     JSON_TYPE_NAMES,
     Document,
-    decode,
     guarded_row,
     json_kind,
     normalise,
     sha256_text,
     unicode_problem,
 )
+from pipeline.ingest.json_stream import CHUNK_BYTES, iter_studies
 from pipeline.schema import Evidence, Source, Trial
 
 
-def read_ctgov(path: Path, raw: bytes) -> Iterator[Document | IngestError]:
-    text = decode(path, raw)
-    if isinstance(text, IngestError):
-        yield text
-        return
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        yield IngestError(str(path), f"invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}")
-        return
-    except RecursionError:
-        yield IngestError(str(path), "JSON nested too deeply to read")
-        return
-    studies = data.get("studies") if isinstance(data, dict) and "studies" in data else data
-    if isinstance(studies, dict):
-        studies = [studies]
-    if not isinstance(studies, list):
-        yield IngestError(str(path), "JSON is not a ClinicalTrials.gov study, list of studies or {'studies': [...]}")
-        return
-    for row, study in enumerate(studies, start=1):
-        yield guarded_row(path, row, partial(study_document, path, row, study))
+def read_ctgov(path: Path, handle: BinaryIO, max_bytes: int, chunk_bytes: int = CHUNK_BYTES
+               ) -> Iterator[Document | IngestError]:
+    """The studies of a ClinicalTrials.gov JSON stream, decoded one at a time (see `json_stream`):
+    `max_bytes` limits one study, not the file."""
+    for item in iter_studies(path, handle, max_bytes, chunk_bytes):
+        if isinstance(item, IngestError):
+            yield item
+        else:
+            row, study = item
+            yield guarded_row(path, row, partial(study_document, path, row, study))
 
 
 class StudyFields:

@@ -10,9 +10,10 @@ from __future__ import annotations
 import ast
 import codecs
 import csv
+import io
 import itertools
 import json
-import re
+from collections import deque
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from functools import partial
@@ -22,12 +23,11 @@ from typing import Any, BinaryIO, Literal
 from pipeline.errors import IngestError
 from pipeline.ingest import (
     Document,
-    decode,
     guarded_row,
     json_kind,
     normalise,
-    open_input,
     sha256_text,
+    undecodable_byte,
     unicode_problem,
 )
 from pipeline.schema import Evidence, Source, Trial
@@ -53,29 +53,24 @@ _LISTS = {
 }
 
 
-def read_csv(path: Path, raw: bytes, *, id_field: str | None, text_field: str | None
-             ) -> Iterator[Document | IngestError]:
-    """A CSV file, read whole (its quoting can span lines; a broken record resumes at the next)."""
-    text = decode(path, raw)
-    if isinstance(text, IngestError):
-        yield text
+def read_csv_stream(path: Path, handle: BinaryIO, max_bytes: int, *, id_field: str | None,
+                    text_field: str | None) -> Iterator[Document | IngestError]:
+    """A CSV stream read a record at a time (quoting can span lines; a broken record resumes at
+    the next line); `max_bytes` limits one record, not the file."""
+    text = io.TextIOWrapper(handle, encoding="utf-8-sig", errors="surrogateescape", newline="")
+    lines = _text_lines(text, max_bytes)
+    blank = 0
+    while (first := next(lines, None)) is not None and not first.strip():
+        blank += 1
+    if first is None:
+        yield IngestError(str(path), "file is empty")
         return
-    yield from _documents(path, _csv_rows(path, text, text_field), id_field, text_field)
+    feed = _LineFeed(itertools.chain([first], lines), max_bytes, first_number=blank + 1)
+    yield from _documents(path, _csv_rows(path, _csv_records(feed), text_field), id_field, text_field)
 
 
 def _row_error(path: Path, row: int, message: str) -> IngestError:
     return IngestError(str(path), f"row {row}: {message}", row=row)
-
-
-def read_jsonl_file(path: Path, max_bytes: int, *, id_field: str | None, text_field: str | None
-                    ) -> Iterator[Document | IngestError]:
-    """A JSONL file streamed a line at a time; `max_bytes` limits one row, not the file."""
-    handle = open_input(path, None)
-    if isinstance(handle, IngestError):
-        yield handle
-        return
-    with handle:
-        yield from read_jsonl_stream(path, handle, max_bytes, id_field=id_field, text_field=text_field)
 
 
 def read_jsonl_stream(path: Path, handle: BinaryIO, max_bytes: int, *, id_field: str | None,
@@ -138,13 +133,12 @@ def _jsonl_rows(path: Path, lines: Iterable[tuple[int, str | IngestError]]
         yield number, row
 
 
-def _csv_rows(path: Path, text: str, text_field: str | None
+def _csv_rows(path: Path, records: Iterator[tuple[int, list[str] | str]], text_field: str | None
               ) -> Iterator[tuple[int, dict[str, Any] | IngestError]]:
     """Rows keyed by the header. A problem with the header (no criteria column, another delimiter)
     is one error for the file. A broken row is one error: reading resumes at the next line, and the
     lines that do not parse as rows until the next good one (the rest of an unterminated quoted
     cell) belong to the same error."""
-    records = _csv_records(text)
     first = next(records, None)
     if first is None or isinstance(first[1], str):
         yield 0, IngestError(str(path), f"cannot read the CSV header: {first[1] if first else 'no header row'}")
@@ -163,6 +157,9 @@ def _csv_rows(path: Path, text: str, text_field: str | None
                 yield broken.row, broken.error(path, resumed_at=line)
                 broken = None
             assert not isinstance(fields, str)
+            if bad := _undecodable(fields):
+                yield row, _row_error(path, row, f"not valid UTF-8: byte 0x{bad:02x} (line {line})")
+                continue
             yield row, dict(zip(header, [*fields, *[None] * (len(header) - len(fields))], strict=True))
         elif broken is None:
             broken = _BrokenRows(row, line, problem)
@@ -222,34 +219,84 @@ def _no_text_column(header: list[str], text_field: str | None) -> str:
     return f"{message}; name the column with --text-field"
 
 
-_CSV_LINE = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+$")
 _CSV_PROBLEMS = {"unexpected end of data": "unterminated quote: the quoted cell opened here never closes"}
 
 
-def _csv_records(text: str) -> Iterator[tuple[int, list[str] | str]]:
+def _undecodable(fields: list[str]) -> int | None:
+    """The first byte of a record's cells that was not UTF-8, or None."""
+    return next((bad[1] for cell in fields if (bad := undecodable_byte(cell))), None)
+
+
+def _text_lines(text: io.TextIOWrapper, max_bytes: int) -> Iterator[str]:
+    """Lines with their endings (`\n`, `\r\n` or `\r`); a line over `max_bytes` is cut there and
+    the rest of it skipped, so one endless line is never held (its record is then over the limit)."""
+    while line := text.readline(max_bytes + 1):
+        if len(line) > max_bytes and not line.endswith(("\n", "\r")):
+            while (rest := text.readline(1 << 20)) and not rest.endswith(("\n", "\r")):
+                pass
+        yield line
+
+
+class _RecordTooLong(Exception):
+    pass
+
+
+class _LineFeed:
+    """Numbered lines for the csv module, keeping the lines of the record being read, so that
+    after a broken record reading can restart at the line after its first."""
+
+    def __init__(self, lines: Iterator[str], max_bytes: int, first_number: int) -> None:
+        self.lines, self.max_bytes = lines, max_bytes
+        self.replay: deque[str] = deque()
+        self.record: list[str] = []
+        self.record_chars = 0
+        self.record_start = first_number  # line number of the record's first line
+
+    def __iter__(self) -> _LineFeed:
+        return self
+
+    def __next__(self) -> str:
+        line = self.replay.popleft() if self.replay else next(self.lines)
+        self.record.append(line)
+        self.record_chars += len(line)
+        if self.record_chars > self.max_bytes:
+            raise _RecordTooLong
+        return line
+
+    def record_done(self) -> None:
+        self.record_start += len(self.record)
+        self.record, self.record_chars = [], 0
+
+    def restart(self) -> None:
+        """Read again from the line after the broken record's first one."""
+        self.replay.extendleft(reversed(self.record[1:]))
+        self.record_start += 1
+        self.record, self.record_chars = [], 0
+
+
+def _csv_records(feed: _LineFeed) -> Iterator[tuple[int, list[str] | str]]:
     """(first line number, fields) for each CSV record, or (line number, problem) for a broken one.
 
     The csv module, left alone, lets an unterminated quote swallow every later row; here it reads
     strictly, and after a broken record parsing restarts at the line after the record's first
     line, so the rows it would have swallowed are read as rows."""
-    lines = _CSV_LINE.findall(text)
-    # Cells are bounded by --max-bytes already; the csv module's own 131,072-character limit is not
+    # Records are bounded by --max-bytes already; the csv module's own 131,072-character limit is not
     # a property of the data (the module offers no per-reader limit, so the process-wide one is raised).
-    csv.field_size_limit(max(csv.field_size_limit(), len(text) + 1))
-    start = 0
-    while start < len(lines):
-        reader = csv.reader((lines[i] for i in range(start, len(lines))), strict=True)
-        read = 0
+    csv.field_size_limit(max(csv.field_size_limit(), feed.max_bytes + 1))
+    while True:
+        reader = csv.reader(feed, strict=True)
         try:
             for fields in reader:
                 if fields:
-                    yield start + read + 1, fields
-                read = reader.line_num
+                    yield feed.record_start, fields
+                feed.record_done()
             return
         except csv.Error as exc:
-            problem = _CSV_PROBLEMS.get(str(exc), f"malformed CSV: {exc}")
-            yield start + read + 1, problem
-            start += read + 1
+            yield feed.record_start, _CSV_PROBLEMS.get(str(exc), f"malformed CSV: {exc}")
+        except _RecordTooLong:
+            yield feed.record_start, (f"record is over the {feed.max_bytes:,}-byte limit (--max-bytes; an "
+                                      "unterminated quote?)")
+        feed.restart()
 
 
 def _find_field(row: dict[str, Any], wanted: str | None, aliases: tuple[str, ...]) -> str | None:

@@ -162,6 +162,22 @@ def corpus() -> dict[str, tuple[str, dict[str, Any]]]:
             "Exclusion Criteria:\n" + "".join(f"{i}. item {i}\n" for i in range(1, 1201)),
             expect(["long_list"], kinds={"long_list": "E" * 1200}),
         ),
+        # A download cut inside the third study: the two before it are read, the cut is said.
+        "truncated_ctgov.json": (
+            json.dumps({"studies": [study("NCT10000101"), study("NCT10000102"), study("NCT10000103")]})[:-60],
+            expect(["NCT10000101", "NCT10000102"], [(3, "the file ends inside this study (truncated?)")]),
+        ),
+        # An opening bracket too many in the second study: the third is still found and read.
+        "garbage_ctgov.json": (
+            json.dumps([study("NCT10000111"), study("NCT10000112"), study("NCT10000113")]).replace(
+                '"identificationModule": {"nctId": "NCT10000112"', '"identificationModule": [{"nctId": "NCT10000112"'),
+            expect(["NCT10000111", "NCT10000113"], [(2, "Expecting ',' delimiter; reading resumed at the next study")]),
+        ),
+        # A byte that is not UTF-8 (written as the bytes of an encoded surrogate) costs its row only.
+        "not_utf8.csv": (
+            "nct_id,criteria\nNCT10000121,- adults\nNCT10000122,- caf\udce9\nNCT10000123,- teens\n",
+            expect(["NCT10000121", "NCT10000123"], [(2, "not valid UTF-8: byte 0xed (line 3)")]),
+        ),
         "not_a_study.json": ('{"hello": "world"}', expect([], [(1, "study has no protocolSection object")])),
     }
     return files
