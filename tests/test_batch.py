@@ -20,7 +20,7 @@ from pipeline.errors import ConfigError, RunError
 from pipeline.run import run
 from tests.batch_server import BatchServer
 from tests.conftest import SEEDS
-from tests.fault_server import Action, FaultServer, answer, content, error
+from tests.fault_server import Action, FaultServer, answer, content, error, truncated
 
 DOCS = {
     "alpha": ["Diagnosis of alpha asthma"],
@@ -131,6 +131,27 @@ def test_every_independent_call_of_a_document_goes_out_in_the_first_round(
         assert finish(out) == rounds
     assert json.loads((out / "manifest.json").read_text())["batch"]["rounds"] == rounds
     assert (out / "records.jsonl").read_bytes() == (tmp_path / "sync" / "records.jsonl").read_bytes()
+
+
+def test_the_two_halves_of_an_answer_cut_off_at_its_first_criterion_go_out_together(tmp_path: Path) -> None:
+    (tmp_path / "in").mkdir()
+    lines = "".join(f"{n}. Diagnosis of foxtrot {word}\n" for n, word in enumerate(["flu", "fever", "fatigue"], 1))
+    (tmp_path / "in" / "foxtrot.txt").write_text(f"Inclusion Criteria:\n{lines}", encoding="utf-8")
+    config = RunConfig(backend="openai", model="scripted", api_key="sk-test", max_transport_retries=2)
+
+    def scripted() -> dict[str, list[Action]]:
+        return {"foxtrot": [truncated('{"inc-1": [{"t": "fl')]}  # nothing finished: inc-1, then inc-2 and inc-3
+
+    with FaultServer(scripted()) as server:
+        run([tmp_path / "in"], tmp_path / "sync",
+            config.with_changes(base_url=server.url, cache_dir=str(tmp_path / "c1")))
+        assert len(server.requests) == 3
+    with BatchServer(scripted()) as server:
+        submit([tmp_path / "in"], tmp_path / "out", config.with_changes(base_url=server.url,
+                                                                         cache_dir=str(tmp_path / "c2")))
+        assert finish(tmp_path / "out") == 2
+    assert [b["request_counts"]["total"] for b in server.batches.values()] == [1, 2]  # the two halves together
+    assert (tmp_path / "out" / "records.jsonl").read_bytes() == (tmp_path / "sync" / "records.jsonl").read_bytes()
 
 
 def expired_or_failed(server: BatchServer) -> set[str]:
