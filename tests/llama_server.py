@@ -104,12 +104,16 @@ def llama_server(model: Path, log: Path) -> Iterator[str]:
 
 
 @contextmanager
-def llama_cpp_server(binary: Path, model: Path, log: Path, parallel: int, threads: int | None = None) -> Iterator[str]:
-    """llama.cpp's `llama-server` with `parallel` slots of SLOT_CONTEXT tokens each, on a free port."""
+def llama_cpp_server(binary: Path, model: Path, log: Path, parallel: int, threads: int = 1) -> Iterator[str]:
+    """llama.cpp's `llama-server` with `parallel` slots of SLOT_CONTEXT tokens each, on a free port.
+
+    One thread by default: on a shared CPU, llama.cpp's worker threads spin waiting for each other,
+    and two of them on a 2-core VM at load 10 decoded 1.4 tokens/s where one decoded 41.
+    """
     port = free_port()
     command = [str(binary), "--model", str(model), "--alias", MODEL_ALIAS, "--host", "127.0.0.1", "--port",
                str(port), "--parallel", str(parallel), "--ctx-size", str(parallel * SLOT_CONTEXT),
-               "--threads", str(threads or os.cpu_count() or 1)]
+               "--threads", str(threads)]
     with serving(command, port, log) as url:
         yield url
 
