@@ -1,7 +1,7 @@
 """LLM path throughput: `trialstruct run --backend openai --concurrency N` over a HINT subset against a
 server that decodes concurrent requests together, and the same server with one slot, in one run.
 
-    python benchmarks/bench_llm_concurrency.py [--limit 8] [--levels 1,2,4,8] [--parallel 8,1]
+    python benchmarks/bench_llm_concurrency.py [--limit 8] [--pool 100] [--levels 1,2,4,8] [--parallel 8,1]
                                                [--server-bin PATH] [--threads 1] [--max-tokens 256]
     python benchmarks/bench_llm_concurrency.py --base-url http://127.0.0.1:8080/v1 --model NAME
 
@@ -57,6 +57,7 @@ def run_at(inputs: Path, outdir: Path, url: str, model: str, concurrency: int,
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--limit", type=int, default=8, help="HINT trials in the subset")
+    parser.add_argument("--pool", type=int, default=100, help="the subset: the shortest criteria of this many")
     parser.add_argument("--levels", default="1,2,4,8", help="--concurrency values to try")
     parser.add_argument("--parallel", default="8,1", help="llama-server slot counts to compare")
     parser.add_argument("--server-bin", help="llama.cpp's llama-server binary (default: found as described above)")
@@ -73,10 +74,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         inputs = work / "subset.jsonl"
-        with HINT.open(encoding="utf-8") as source:
-            inputs.write_text("".join(line for _, line in zip(range(args.limit), source, strict=False)),
-                              encoding="utf-8")
-        print(f"{args.limit} HINT trials, {args.threads} server thread(s), max_tokens {args.max_tokens}, "
+        inputs.write_text("".join(subset(args.limit, args.pool)), encoding="utf-8")
+        print(f"{args.limit} HINT trials (shortest criteria of the first {args.pool}), {args.threads} server "
+              f"thread(s), max_tokens {args.max_tokens}, "
               f"batch_token_budget {args.batch_token_budget}; {os.cpu_count()} CPUs ({platform.machine()}), "
               f"load average {os.getloadavg()[0]:.1f} at start")
         print_header()
@@ -92,6 +92,18 @@ def main() -> None:
             log = work / f"server-{slots}.log"
             with llama_cpp_server(binary, model, log, parallel=slots, threads=args.threads) as url:
                 table(inputs, work / f"p{slots}", url, MODEL_ALIAS, levels, settings, f"{slots} x {SLOT_CONTEXT}")
+
+
+def subset(limit: int, pool: int) -> list[str]:
+    """JSONL lines of the `limit` trials with the shortest criteria among the first `pool`, in file order.
+
+    Short documents keep a run of every level within minutes on a small CPU; each still takes
+    several calls, one after another, so concurrency is across documents as in a real run.
+    """
+    with HINT.open(encoding="utf-8") as source:
+        lines = [line for _, line in zip(range(max(pool, limit)), source, strict=False)]
+    shortest = sorted(range(len(lines)), key=lambda n: len(json.loads(lines[n])["criteria"] or ""))[:limit]
+    return [lines[n] for n in sorted(shortest)]
 
 
 def print_header() -> None:

@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Build llama.cpp's C++ `llama-server` (parallel slots, continuous batching) from PyPI alone: the
 # llama-cpp-python sdist vendors llama.cpp. Only the llama-server target, CPU, no curl/OpenSSL and no
-# web UI download, linked statically. The binary goes OUTSIDE the repository:
+# web UI download, llama.cpp's libraries linked in. The binary goes OUTSIDE the repository:
 #   ${TRIALSTRUCT_LLAMA_SERVER_DIR:-~/.cache/trialstruct-llama-server}/bin/llama-server
 # where tests/llama_server.py and benchmarks/bench_llm_concurrency.py look for it (after PATH and
-# $TRIALSTRUCT_LLAMA_SERVER). Needs a C++17 compiler; cmake and ninja come from pip when absent.
+# $TRIALSTRUCT_LLAMA_SERVER). Prints the binary's path as its last line. Needs a C++17 compiler;
+# cmake and ninja come from pip when absent.
 # Measured: 32.5 minutes wall, 11 CPU-minutes (about 6 minutes on 2 idle cores), on a 2-core VM at load 6-10.
 set -euo pipefail
 
@@ -12,7 +13,7 @@ version="0.3.36"  # the llama-cpp-python release the `local` extra builds (.ci/r
 home="${TRIALSTRUCT_LLAMA_SERVER_DIR:-$HOME/.cache/trialstruct-llama-server}"
 binary="$home/bin/llama-server"
 if [ -x "$binary" ]; then
-  echo "$binary (already built)"
+  echo "$binary"  # already built
   exit 0
 fi
 
@@ -32,6 +33,6 @@ fi
 cmake -S "$llama" -B "$llama/build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DBUILD_SHARED_LIBS=OFF \
   -DGGML_NATIVE=OFF -DLLAMA_CURL=OFF -DLLAMA_OPENSSL=OFF -DLLAMA_BUILD_UI=OFF -DLLAMA_USE_PREBUILT_UI=OFF \
   -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF >/dev/null
-cmake --build "$llama/build" --target llama-server -j "$(nproc)"
+cmake --build "$llama/build" --target llama-server -j "$(nproc)" >&2
 cp "$llama/build/bin/llama-server" "$binary.tmp" && mv "$binary.tmp" "$binary"
 echo "$binary"
