@@ -19,15 +19,18 @@ from pipeline.config import RunConfig
 from pipeline.errors import ConfigError, RunError
 from pipeline.run import run
 from tests.batch_server import BatchServer
-from tests.fault_server import Action, FaultServer, answer, error
+from tests.conftest import SEEDS
+from tests.fault_server import Action, FaultServer, answer, content, error, truncated
 
 DOCS = {
     "alpha": ["Diagnosis of alpha asthma"],
-    "bravo": ["Diagnosis of bravo bronchitis", "No bravo measles"],  # two calls in sequence: two rounds
+    "bravo": ["Diagnosis of bravo bronchitis", "No bravo measles"],  # two independent calls: one round
     "charlie": ["Diagnosis of charlie cholera"],
     "delta": ["Diagnosis of delta dengue"],
     "echo": ["Diagnosis of echo eczema"],
 }
+
+CALLS = sum(map(len, DOCS.values()))  # each criterion in its own call (see `settings`)
 
 
 def entity(text: str) -> dict[str, object]:
@@ -84,11 +87,11 @@ def test_batch_run_survives_expired_failed_and_partial_batches_and_matches_the_s
     out = tmp_path / "out"
     with BatchServer(scripts(), fates=["expired", "failed"], stray_line=True, duplicate_lines=True) as server:
         progress = submit([inputs], out, settings(server.url, tmp_path / "cache"))
-        assert (progress.sent, progress.waiting, progress.result) == (len(DOCS), len(DOCS), None)
+        assert (progress.sent, progress.waiting, progress.result) == (CALLS, len(DOCS), None)
         collects = finish(out)
         assert collect(out).unknown_answers == 1  # the stray line, reported and ignored
     assert (out / "records.jsonl").read_bytes() == synchronous
-    assert collects >= 4  # expired, failed, then delta's error and charlie's re-ask, bravo's second call
+    assert collects == 4  # expired, failed, the rest (delta's error), then delta's resend and charlie's re-ask
     assert [b["status"] for b in server.batches.values()][:2] == ["expired", "failed"]
     manifest = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
     assert manifest["counts"]["records"] == len(DOCS)
@@ -104,6 +107,51 @@ def test_batch_run_survives_expired_failed_and_partial_batches_and_matches_the_s
     answered_ids = {o["custom_id"] for o in outputs} - {"never-sent"}
     times_sent = Counter(line["custom_id"] for line in lines)
     assert all(times_sent[custom_id] == 1 for custom_id in answered_ids - expired_or_failed(server))
+
+
+@pytest.mark.parametrize(("scripted", "rounds"), [({}, 1), ({"Bohan-Peter": [content("not json")]}, 2)])
+def test_every_independent_call_of_a_document_goes_out_in_the_first_round(
+        scripted: dict[str, list[Action]], rounds: int, tmp_path: Path) -> None:
+    """The seeds' criteria batches go out together; only a re-ask (of an answer that is not JSON) waits a round.
+
+    A small batch budget gives each seed 3 or 4 calls; each used to take a round of its own.
+    """
+    config = RunConfig(backend="openai", model="scripted", api_key="sk-test", max_transport_retries=2,
+                       batch_token_budget=300)
+    with FaultServer(dict(scripted)) as server:
+        run([SEEDS], tmp_path / "sync", config.with_changes(base_url=server.url, cache_dir=str(tmp_path / "c1")))
+        calls = [u["calls"] for u in json.loads((tmp_path / "sync" / "manifest.json").read_text())[
+            "usage_per_document"].values()]
+        first_answers = len(server.requests) - (rounds - 1)
+    assert min(calls) >= 3
+    out = tmp_path / "out"
+    with BatchServer(dict(scripted)) as server:
+        assert submit([SEEDS], out, config.with_changes(base_url=server.url, cache_dir=str(tmp_path / "c2"))).sent \
+            == first_answers
+        assert finish(out) == rounds
+    assert json.loads((out / "manifest.json").read_text())["batch"]["rounds"] == rounds
+    assert (out / "records.jsonl").read_bytes() == (tmp_path / "sync" / "records.jsonl").read_bytes()
+
+
+def test_the_two_halves_of_an_answer_cut_off_at_its_first_criterion_go_out_together(tmp_path: Path) -> None:
+    (tmp_path / "in").mkdir()
+    lines = "".join(f"{n}. Diagnosis of foxtrot {word}\n" for n, word in enumerate(["flu", "fever", "fatigue"], 1))
+    (tmp_path / "in" / "foxtrot.txt").write_text(f"Inclusion Criteria:\n{lines}", encoding="utf-8")
+    config = RunConfig(backend="openai", model="scripted", api_key="sk-test", max_transport_retries=2)
+
+    def scripted() -> dict[str, list[Action]]:
+        return {"foxtrot": [truncated('{"inc-1": [{"t": "fl')]}  # nothing finished: inc-1, then inc-2 and inc-3
+
+    with FaultServer(scripted()) as server:
+        run([tmp_path / "in"], tmp_path / "sync",
+            config.with_changes(base_url=server.url, cache_dir=str(tmp_path / "c1")))
+        assert len(server.requests) == 3
+    with BatchServer(scripted()) as server:
+        submit([tmp_path / "in"], tmp_path / "out", config.with_changes(base_url=server.url,
+                                                                         cache_dir=str(tmp_path / "c2")))
+        assert finish(tmp_path / "out") == 2
+    assert [b["request_counts"]["total"] for b in server.batches.values()] == [1, 2]  # the two halves together
+    assert (tmp_path / "out" / "records.jsonl").read_bytes() == (tmp_path / "sync" / "records.jsonl").read_bytes()
 
 
 def expired_or_failed(server: BatchServer) -> set[str]:
@@ -140,7 +188,7 @@ def test_cancelled_batches_are_sent_again(inputs: Path, synchronous: bytes, tmp_
         submit([inputs], out, settings(server.url, tmp_path / "cache"))
         assert cancel(out) == 1
         server.polls_to_finish = 0
-        assert collect(out).sent == len(DOCS)
+        assert collect(out).sent == CALLS
         finish(out)
     assert server.batches["batch_1"]["status"] == "cancelled"
     assert (out / "records.jsonl").read_bytes() == synchronous
@@ -154,7 +202,7 @@ def test_sync_remainder_sends_the_rest_to_the_chat_endpoint(inputs: Path, synchr
         status(out, wait=True, poll_max=0.01)
         assert collect(out, sync_remainder=True).result is not None
     assert len(server.batches) == 1
-    assert len(server.requests) == 3  # charlie's re-ask, delta's retry, bravo's second criterion
+    assert len(server.requests) == 2  # charlie's re-ask, delta's retry
     assert (out / "records.jsonl").read_bytes() == synchronous
 
 

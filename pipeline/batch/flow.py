@@ -2,10 +2,10 @@
 
 A pass runs the pipeline (into OUTDIR/batch/work) with the `openai` backend talking through
 `BatchTransport`: calls whose outcome is cached cost nothing, requests answered by a downloaded
-batch are served from it, and every other request is recorded, its document deferred. Documents
-make one more call per round (a document's calls, and re-asks, depend on earlier answers), so a
-run takes as many rounds as its longest document has calls in sequence. When nothing is pending
-or in flight, the final pass writes OUTDIR exactly as `trialstruct run` would, from the cache.
+batch are served from it, and every other request is recorded, its document deferred. A pass records
+every call of a document that waits on no other answer (its criteria batches are independent; the
+backend goes on past a deferred one), so a run takes 1 + (re-ask depth) rounds. When nothing is
+pending or in flight, the final pass writes OUTDIR exactly as `trialstruct run` would, from the cache.
 """
 
 from __future__ import annotations

@@ -23,15 +23,14 @@ except ImportError:  # pragma: no cover - older openai clients use httpx
 from pipeline.cache import canonical_json
 from pipeline.config import RunConfig
 from pipeline.errors import TrialstructError
+from pipeline.extract.llm import CallDeferred
 
 CHAT_PATH = "/chat/completions"
 ENDPOINT = "/v1/chat/completions"
 
 
-class Deferred(TrialstructError):
+class Deferred(CallDeferred):
     """A chat request with no batch answer yet: recorded for a batch, its document waits for a later pass."""
-
-    stage = "extract"
 
     def __init__(self, custom_id: str) -> None:
         super().__init__(f"request {custom_id[:16]} waits for a Batch API answer")

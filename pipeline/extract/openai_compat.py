@@ -27,7 +27,7 @@ from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_at
 
 from pipeline.config import RunConfig
 from pipeline.errors import BackendError, TrialstructError, caused_by
-from pipeline.extract.llm import ExtractionError, LLMBackend, constrained_format
+from pipeline.extract.llm import CallDeferred, ExtractionError, LLMBackend, constrained_format
 from pipeline.redact import redact_url
 
 MAX_RETRY_AFTER = 120.0
@@ -115,6 +115,8 @@ class Backend(LLMBackend):
         try:
             return retrying(self.client().chat.completions.create, **request)
         except openai.APIError as exc:
+            if caused_by(exc, CallDeferred):  # the transport holds the request (the batch flow)
+                raise CallDeferred("a model call waits for an answer") from None
             if response_format == "json_schema" and refuses_format(exc):
                 raise _FormatRefused from None
             message = self.redact(f"{type(exc).__name__} from {self.endpoint()}: {exc}")
@@ -131,7 +133,8 @@ class Backend(LLMBackend):
         return connection_failed and not deliberate and not self._reached
 
     def _worth_retrying(self, exc: BaseException) -> bool:
-        return is_transient(exc) and not refuses_format(exc) and not self._never_reached(exc)
+        deferred = caused_by(exc, CallDeferred)
+        return is_transient(exc) and not refuses_format(exc) and not deferred and not self._never_reached(exc)
 
 
 def refuses_format(exc: BaseException) -> bool:

@@ -11,9 +11,9 @@ Grounding, placing the model's words in the source, is `pipeline.ground`.
 from pipeline.extract.llm.answer import constrained_format
 from pipeline.extract.llm.backend import CODE_VERSION, LLMBackend
 from pipeline.extract.llm.prompt import load_prompt
-from pipeline.extract.llm.usage import DeadlineExceeded, ExtractionError, Meter, TokenBudgetExceeded
+from pipeline.extract.llm.usage import CallDeferred, DeadlineExceeded, ExtractionError, Meter, TokenBudgetExceeded
 
 __all__ = [
-    "CODE_VERSION", "DeadlineExceeded", "ExtractionError", "LLMBackend", "Meter", "TokenBudgetExceeded",
+    "CODE_VERSION", "CallDeferred", "DeadlineExceeded", "ExtractionError", "LLMBackend", "Meter", "TokenBudgetExceeded",
     "constrained_format", "load_prompt",
 ]

@@ -7,6 +7,8 @@ answer schema. Grounding (`pipeline.ground`) then places every entity; the crite
 that cannot be placed, and only those, are asked again with their own errors, while each re-ask
 changes something. An entity still unplaced at the end is dropped with a warning naming it.
 An answer cut off at max_tokens keeps its finished criteria and the rest go out again.
+The batches are independent of each other: a call the transport defers (`CallDeferred`, the batch
+flow) does not stop the others, so one batch pass records every call that waits on no answer.
 Transport retries live in the backend's `complete` (see openai_compat), apart from all this.
 """
 
@@ -14,8 +16,10 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable, Iterable
 from dataclasses import replace
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 from pipeline import __version__
@@ -23,7 +27,7 @@ from pipeline.config import RunConfig
 from pipeline.extract import Extraction
 from pipeline.extract.llm.answer import Answer, answer_model, salvage
 from pipeline.extract.llm.prompt import Prompt, batches, compact_json, criterion_items, load_prompt, render_criteria
-from pipeline.extract.llm.usage import ExtractionError, Meter
+from pipeline.extract.llm.usage import CallDeferred, ExtractionError, Meter
 from pipeline.ground import CriterionItem, Grounder
 from pipeline.redact import redact_text, url_secrets
 from pipeline.schema import Criterion, Entity, Provenance, TrialRecord
@@ -87,10 +91,11 @@ class LLMBackend:
         out = record.model_copy(deep=True)
         meter = Meter(budget=self.config.doc_token_budget, seconds=self.config.document_timeout)
         found: dict[str, list[dict[str, Any]]] = {}
+        packed = batches(criterion_items(record), self.config.batch_token_budget, self.config.max_tokens)
+        calls = (partial(self._batch, record.source_text, batch, meter, out.warnings) for batch in packed)
         try:
-            for batch in batches(criterion_items(record), self.config.batch_token_budget, self.config.max_tokens):
-                for fields in self._batch(record.source_text, batch, meter, out.warnings):
-                    found.setdefault(fields.pop("criterion"), []).append(fields)
+            for fields in _independent(calls):
+                found.setdefault(fields.pop("criterion"), []).append(fields)
         except ExtractionError as exc:
             raise type(exc)(self.redact(f"{record.doc_id}: {exc}"), meter.usage) from None
         out.warnings = [self.redact(w) for w in out.warnings]
@@ -116,7 +121,7 @@ class LLMBackend:
             return _keep_grounded(source, batch, answer, meter, warnings)
         cut = ids.index(unfinished)
         if cut == 0:
-            return self._batch(source, batch[:1], meter, warnings) + self._batch(source, batch[1:], meter, warnings)
+            return _independent(partial(self._batch, source, part, meter, warnings) for part in (batch[:1], batch[1:]))
         done = Answer.of({cid: e for cid, e in answer.criteria().items() if cid in ids[:cut]})
         kept = _keep_grounded(source, batch[:cut], done, meter, warnings)
         return kept + self._batch(source, batch[cut:], meter, warnings)
@@ -232,6 +237,24 @@ class LLMBackend:
             **flags,
         }
         return json.loads(self.redact(json.dumps(entry, ensure_ascii=False)))
+
+
+def _independent(calls: Iterable[Callable[[], list[dict[str, Any]]]]) -> list[dict[str, Any]]:
+    """The entity fields of calls that do not depend on each other, in order.
+
+    A deferred call does not stop the ones after it: all are made (so the batch flow records them
+    in one pass), then the deferral is raised for the lot.
+    """
+    fields: list[dict[str, Any]] = []
+    held = 0
+    for call in calls:
+        try:
+            fields += call()
+        except CallDeferred as exc:
+            held += exc.calls
+    if held:
+        raise CallDeferred(f"{held} model call{'s' * (held > 1)} wait for an answer", calls=held)
+    return fields
 
 
 def _cut_off(completion: Any, batch: list[CriterionItem]) -> tuple[Answer, Any, str | None]:

@@ -19,6 +19,18 @@ class ExtractionError(ExtractError):
         self.usage = usage or Usage()
 
 
+class CallDeferred(ExtractionError):
+    """A call its transport holds for later (the batch flow records it for a Batch API round).
+
+    Not a failure of the call: the document's other independent calls still go out, then the
+    document waits for a later pass. `calls` counts the calls held.
+    """
+
+    def __init__(self, message: str, usage: Usage | None = None, calls: int = 1) -> None:
+        super().__init__(message, usage)
+        self.calls = calls
+
+
 class TokenBudgetExceeded(ExtractionError):
     """The per-document token budget ran out (re-asks cannot run away)."""
 
