@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from pipeline.extract.rules import load_default_lexicon, load_default_tagger, tag_text
+from pipeline.extract.rules.lexicon import learn_lexicon
 from pipeline.extract.rules.temporal import find_temporals
 
 
@@ -63,3 +64,14 @@ def test_time_windows_and_their_anchors(text: str, window: tuple) -> None:
 def test_a_body_system_coordinated_with_a_name_is_kept_as_chia_annotates_it() -> None:
     """'renal or hepatic disease': Chia annotates a discontinuous 'renal ... disease' per conjunct."""
     assert set(_found("History of renal or hepatic disease")) == {"renal", "hepatic disease"}
+
+
+def test_time_words_a_learned_name_starts_with_are_cut_off_and_become_its_time() -> None:
+    """A lexicon (or tagger) that learned 'active hepatitis B' as one name: Chia's span is 'hepatitis B' with
+    the Temporal 'active' (GUIDELINE 4: no cue words in a span), so the cue is cut off and attached."""
+    text = "Known positive status for HIV, active hepatitis B or hepatitis C"  # chia-dev/NCT01000155_exc
+    start = text.index("active hepatitis B")
+    lexicon = learn_lexicon([(text, [(start, start + len("active hepatitis B"), "Condition")])])
+    (tagged,) = [t for t in tag_text(text, lexicon) if "hepatitis B" in t.text]
+    assert (tagged.text, tagged.type) == ("hepatitis B", "Condition")
+    assert tagged.temporal is not None and tagged.temporal.text == "active"

@@ -276,7 +276,8 @@ def _attach(
 ) -> list[Tagged]:
     """Each entity takes the nearest value it may carry and a time window in its clause.
 
-    A window with a length anywhere in the clause wins over a nearer bare cue ('History of').
+    A window with a length anywhere in the clause wins over a nearer bare cue ('History of'), even one right
+    before the entity: on Chia cross-validation that attaches more windows right (0.779 against 0.770).
     """
     text = prepared.text
     negations = SpanIndex(sorted(find_negations(prepared), key=lambda scope: scope.start))
@@ -351,13 +352,17 @@ def _typed_spans(
     temporals: list[TemporalMatch],
 ) -> list[tuple[int, int, str]]:
     """Candidate spans (token ranges) as character spans with their type decided in context; none inside a
-    numeric time window."""
-    in_time = SpanIndex([t for t in temporals if t.min_days is not None or t.max_days is not None])
+    numeric time window. Time words before a name are not part of it (GUIDELINE 4, 6): 'history of |
+    seizures', 'active | hepatitis B'."""
+    timed = _covered(tokens, temporals) if temporals else None
+    in_window = SpanIndex([t for t in temporals if t.min_days is not None or t.max_days is not None])
     after = SpanIndex(values)
     spans = []
     for a, b, typ in candidates:
+        if timed is not None:
+            a = next((k for k in range(a, b) if not timed[k]), a)
         start, end = tokens[a][0], tokens[b - 1][1]
-        if in_time and any(t.start <= start and end <= t.end for t in in_time.near(start, start)):
+        if in_window and any(t.start <= start and end <= t.end for t in in_window.near(start, start)):
             continue
         value = _value_after(end, text, after) if values else None
         spans.append((start, end, _context_type(tokens[a:b], typ, value)))
