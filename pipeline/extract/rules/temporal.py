@@ -94,7 +94,7 @@ def _word_start(pattern: str) -> re.Pattern:
 
 
 PATTERNS: list[tuple[str, re.Pattern]] = [
-    ("within", re.compile(rf"within\s+(?:the\s+)?(?:(?:{_LAST}|{_NEXT})\s+)?{_AMOUNT}{_REL}")),  # also glued: 'infectionwithin'
+    ("within", re.compile(rf"within\s+(?:the\s+)?(?:(?:{_LAST}|{_NEXT})\s+)?{_AMOUNT}{_REL}")),  # glued too: 'xwithin'
     ("past", _word_start(rf"(?:in|during|over|for)(?:\s+the)?\s+(?:{_LAST}|{_NEXT})\s+{_AMOUNT}{_REL}")),
     ("for", _word_start(rf"for\s+(?:{_AT_LEAST}\s+|{_AT_MOST}\s+)?{_AMOUNT}(?:\s+or\s+(?:more|longer))?{_REL}")),
     ("offset", _word_start(rf"{_BOUNDED}{_TO_ANCHOR}")),
@@ -104,8 +104,9 @@ PATTERNS: list[tuple[str, re.Pattern]] = [
                              rf"{_ANCHOR}")),
     ("last", _word_start(rf"(?:(?:in|during|within|over)\s+)?(?:the\s+)?(?:{_LAST}|{_NEXT})\s+"
                          r"(?P<unit>year|month|week|day)\b")),
-    ("study", _word_start(r"(?:(?:(?:at\s+any\s+time\s+)?during|throughout)\s+(?:the\s+)?|(?:for|during|within|throughout)\s+"
-                          r"the\s+(?:duration|course)\s+of\s+(?:the\s+)?)(?:participation\s+in\s+the\s+)?"
+    ("study", _word_start(r"(?:(?:(?:at\s+any\s+time\s+)?during|throughout)\s+(?:the\s+)?|"
+                          r"(?:for|during|within|throughout)\s+the\s+(?:duration|course)\s+of\s+(?:the\s+)?)"
+                          r"(?:participation\s+in\s+the\s+)?"
                           r"(?:study|trial|dosing)(?:\s+(?:treatment\s+)?(?:period|interval|participation))?\b")),
     ("treatment", _word_start(r"during\s+(?:the\s+)?(?:study\s+)?treatment(?:\s+period)?\b")),
     ("history", _word_start(r"(?:(?:history\s+of|past|previous|prior)\s+or\s+current(?:ly)?|"
