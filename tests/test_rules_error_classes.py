@@ -75,3 +75,23 @@ def test_time_words_a_learned_name_starts_with_are_cut_off_and_become_its_time()
     (tagged,) = [t for t in tag_text(text, lexicon) if "hepatitis B" in t.text]
     assert (tagged.text, tagged.type) == ("hepatitis B", "Condition")
     assert tagged.temporal is not None and tagged.temporal.text == "active"
+
+
+@pytest.mark.parametrize(
+    ("text", "conjuncts", "named"),
+    [
+        # chia-dev/NCT03228498_exc
+        ("diagnosed advanced heart, kidney or liver failure", ["heart", "kidney"], "liver failure"),
+        ("Severe renal or hepatic insufficiency", ["renal"], "hepatic insufficiency"),  # hint/NCT00372216
+    ],
+)
+def test_conjuncts_sharing_a_head_start_an_entity_each(text: str, conjuncts: list[str], named: str) -> None:
+    """Chia annotates 'kidney ... failure' as a discontinuous Condition: its one-piece start is 'kidney'."""
+    found = _found(text)
+    assert found[named][0] == "Condition"
+    assert all(found.get(word, (None,))[0] == "Condition" for word in conjuncts), found
+
+
+def test_qualifiers_and_abbreviations_are_no_conjuncts() -> None:
+    found = _found("moderate or severe renal impairment; HIV or HCV infection")
+    assert "moderate" not in found and "severe" not in found

@@ -7,6 +7,7 @@ The tagger learns BIO labels of the 8 domain types (single-fragment entities; wh
 overlap, the longer one wins) from features that include the lexicon's matches. A lexicon learned on the
 same documents would match them perfectly and the tagger would learn to trust it blindly, so each
 document's features come from a lexicon learned without it (5 folds by trial, as in evals/chia_cv.py).
+Each line (one criterion in Chia) is its own sequence, as the backend tags one criterion at a time.
 Training is python-crfsuite's L-BFGS with fixed settings: the same input gives the same weights.
 The weights are written as a TSV with the Chia attribution (CC BY 4.0) in its header; inference
 (crf.py) is pure Python and needs no training package.
@@ -15,6 +16,7 @@ The weights are written as a TSV with the Chia attribution (CC BY 4.0) in its he
 from __future__ import annotations
 
 import random
+import re
 import sys
 import tempfile
 from pathlib import Path
@@ -51,6 +53,22 @@ def gold_labels(tokens: list[Token], spans: list[tuple[int, int, str]]) -> list[
     return labels
 
 
+LINE = re.compile(r"[^\r\n]+")
+
+
+def criterion_lines(
+    text: str, spans: list[tuple[int, int, str]]
+) -> list[tuple[str, list[tuple[int, int, str]]]]:
+    """Each non-blank line of `text` with the spans inside it, offsets into the line."""
+    lines = []
+    for line in LINE.finditer(text):
+        if line.group().strip():
+            start, end = line.span()
+            inside = [(s - start, e - start, typ) for s, e, typ in spans if start <= s and e <= end]
+            lines.append((line.group(), inside))
+    return lines
+
+
 def folds_by_trial(docs: list[ChiaDocument], k: int, seed: int) -> list[list[ChiaDocument]]:
     """Documents split into k folds, a trial's inclusion and exclusion texts in the same fold."""
     trials = sorted({d.nct_id for d in docs})
@@ -71,9 +89,10 @@ def training_sequences(
     for k, part in enumerate(parts):
         others = [doc for j, fold in enumerate(parts) if j != k for doc in fold]
         lexicon = learn_lexicon(annotated_pairs(others), vocabulary=vocabulary)
-        for text, spans in annotated_pairs(part):
-            tokens, features = tagger_features(text, lexicon)
-            sequences.append((features, gold_labels(tokens, spans)))
+        for document, annotated in annotated_pairs(part):
+            for text, spans in criterion_lines(document, annotated):
+                tokens, features = tagger_features(text, lexicon)
+                sequences.append((features, gold_labels(tokens, spans)))
     return sequences
 
 
