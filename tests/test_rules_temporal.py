@@ -85,6 +85,13 @@ CASES = [
      None, None),
     # chia-dev/NCT02396420_inc: "baseline PSA < 4.0ng/mL"
     ("meets ONE of the following criteria: baseline PSA < 4.0ng/mL", "baseline", "during", "baseline", None, None),
+    # chia-dev/NCT02876484_exc: "HbA1c > 48 mmol/mol 3 months after RYGB." (an event the anchor list lacks)
+    ("HbA1c > 48 mmol/mol 3 months after RYGB.", "3 months after RYGB", "after", "rygb", 0, 90),
+    # chia-dev/NCT02748330_inc: "300 to 600 mg Clopidogrel loading dose before PCI."
+    ("600 mg Clopidogrel loading dose before PCI.", "before PCI", "before", "pci", None, None),
+    # chia-dev/NCT02802644_exc: "(repeated chest pain or dyspnea after revascularization)"
+    ("(repeated chest pain or dyspnea after revascularization)", "after revascularization", "after",
+     "revascularization", None, None),
     # chia-dev (Temporal "pre-enrollment", 3 times)
     ("a pre-enrollment biopsy", "pre-enrollment", "before", "enrollment", None, None),
 ]  # fmt: skip
@@ -114,6 +121,12 @@ def test_history_and_current_cues(text: str, cue: str, direction: str) -> None:
     first = find_temporals(text)[0]
     got = (first.text, first.direction, first.anchor, first.min_days, first.max_days)
     assert got == (cue, direction, "now", None, None)
+
+
+def test_following_criteria_and_before_any_name_no_event() -> None:
+    # seeds/001 style lead-ins: "the following criteria" is no time; "before any" names no event
+    assert find_temporals("Patients meeting the following criteria are excluded") == []
+    assert find_temporals("signed before any study procedures") == []
 
 
 def test_no_window_without_a_time_phrase() -> None:

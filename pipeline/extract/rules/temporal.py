@@ -56,6 +56,8 @@ ANCHORS: list[tuple[str, str]] = [
     (r"(?:the\s+)?surgery|(?:the\s+)?operation", "surgery"),
 ]  # fmt: skip
 _ANCHOR = "(?:" + "|".join(f"(?P<a{i}>{pattern})" for i, (pattern, _) in enumerate(ANCHORS)) + ")"
+_NOT_EVENT = r"(?:any|an?|this|that|these|those|each|which|what|being|having|it|them|they|he|she|his|her|their|\d)"
+_EVENT = rf"(?!{_NOT_EVENT}\b)(?P<event>[a-z][a-z0-9-]+)\b"  # an event the anchor list lacks: 'before PCI' -> pci
 _BEFORE = r"(?P<before>prior\s+(?:to|of)|before|preceding|previous\s+to)"
 _BEFORE_OF = r"(?P<before>prior\s+(?:to|of)|before|preceding|of|previous\s+to|from)"
 _AFTER = r"(?P<after>after|following|since)"
@@ -68,10 +70,12 @@ TRIGGERS = {
     "for": ("for",),
     "offset": ("before", "prior", "preceding", "previous", "after", "following", "since"), "ago": ("ago",),
     "since": ("after", "since", "following"),
+    "after_event": ("after", "following"),
     "anchored": ("screening", "entry", "enrol", "registration", "inclusion", "admission", "joining", "entering",
                  "first", "1st", "initial", "start", "initiation", "beginning", "day", "study", "randomi", "diagnosis",
                  "consent", "informed", "last", "final", "baseline", "visit", "surgery", "operation"),  # anchor words
     "study": ("study", "trial", "dosing"),
+    "event": ("prior", "before", "preceding", "previous", "after", "since", "time"),
     "last": ("last", "past", "previous", "preceding", "prior", "next", "following", "coming"),
     "history": ("history", "previous", "prior", "past", "ever", "has", "underwent", "recent"),
     "current": ("current", "concurrent", "active", "concomitant", "ongoing", "presently", "present", "undergoing"),
@@ -85,7 +89,8 @@ _LAST = r"(?:last|past|previous|preceding|prior)"
 _NEXT = r"(?P<next>next|following|coming)"
 _AMOUNT = rf"{_NUMBER}\s*{_UNIT}"
 _BOUNDED = rf"(?:{_AT_LEAST}\s*|{_AT_MOST}\s*)?{_AMOUNT}"
-_TO_ANCHOR = rf"\s+(?:{_BEFORE}|{_AFTER})\s+(?:the\s+)?(?:signing\s+of\s+)?{_ANCHOR}"
+_TO_ANCHOR = rf"\s+(?:{_BEFORE}|{_AFTER})\s+(?:the\s+)?(?:signing\s+of\s+)?(?:{_ANCHOR}|(?(before){_EVENT}|(?!)))"
+# an unlisted event only before: 'at least 2 weeks after <an event>' is the 'since' pattern (the event is over)
 
 
 def _word_start(pattern: str) -> re.Pattern:
@@ -100,8 +105,11 @@ PATTERNS: list[tuple[str, re.Pattern]] = [
     ("offset", _word_start(rf"{_BOUNDED}{_TO_ANCHOR}")),
     ("ago", _word_start(rf"{_BOUNDED}\s+ago\b")),
     ("since", _word_start(rf"{_AT_LEAST}\s*{_AMOUNT}\s+(?:after|since|following)\b")),
+    ("after_event", _word_start(rf"{_AMOUNT}\s+(?P<after>after|following)\s+(?:the\s+)?{_EVENT}")),
     ("anchored", _word_start(rf"(?:{_BEFORE}|{_AFTER}|(?P<at>at(?:\s+(?:the\s+)?time\s+of)?|during))\s+(?:the\s+)?"
                              rf"{_ANCHOR}")),
+    ("event", _word_start(rf"(?:{_BEFORE}|(?P<after>after|since)|(?P<at>at\s+(?:the\s+)?time\s+of))\s+(?:the\s+)?"
+                          rf"{_EVENT}")),  # not 'following': 'the following criteria'
     ("last", _word_start(rf"(?:(?:in|during|within|over)\s+)?(?:the\s+)?(?:{_LAST}|{_NEXT})\s+"
                          r"(?P<unit>year|month|week|day)\b")),
     ("study", _word_start(r"(?:(?:(?:at\s+any\s+time\s+)?during|throughout)\s+(?:the\s+)?|"
@@ -153,6 +161,8 @@ def _anchor(match: re.Match) -> str | None:
         text = groups.get(group)
         if text is not None:
             return name + text.split()[-1] if name == "visit_" else name
+    if groups.get("event"):
+        return groups["event"]
     if groups.get("op"):  # 'pre-operative', 'postoperatively'
         return "surgery"
     if groups.get("enr") or groups.get("rnd"):  # 'pre-enrollment', 'pre-randomisation'
@@ -171,13 +181,13 @@ def _window(kind: str, match: re.Match) -> tuple[str | None, float | None, float
         if groups.get("most"):  # 'for up to 4 weeks before randomization': a window
             return direction, 0.0, days
         return "during", days, None
-    if kind in ("offset", "ago"):
+    if kind in ("offset", "ago", "after_event"):
         if groups.get("least"):
             return direction, days, None
         return direction, 0.0, days
     if kind == "since":
         return "before", days, None
-    if kind == "anchored":
+    if kind in ("anchored", "event"):
         return ("during" if groups.get("at") else direction), None, None
     if kind == "history":
         return "before", None, None
@@ -187,7 +197,7 @@ def _window(kind: str, match: re.Match) -> tuple[str | None, float | None, float
 
 
 FIXED_ANCHORS = {"study": "study", "treatment": "first_dose", "baseline": "baseline"}
-NUMBERED = frozenset({"within", "past", "for", "offset", "ago", "since"})
+NUMBERED = frozenset({"within", "past", "for", "offset", "ago", "since", "after_event"})
 UNIT_HINT = re.compile(_UNIT)  # every numbered pattern holds an amount, so a unit: no unit, no need to look
 FIRST_WORDS = {  # the words each pattern without a number can start with (normalised like tokens)
     kind: word_set(words)
@@ -195,6 +205,7 @@ FIRST_WORDS = {  # the words each pattern without a number can start with (norma
         "anchored": "prior before preceding previous after following since at during",
         "last": "in during within over last past previous preceding prior next following coming",
         "study": "at during throughout for within",
+        "event": "prior before preceding previous after since at",
         "treatment": "during",
         "baseline": "baseline",
         "history": "history past previous previously prior current currently a medical ever has underwent recent "
