@@ -95,3 +95,22 @@ def test_conjuncts_sharing_a_head_start_an_entity_each(text: str, conjuncts: lis
 def test_qualifiers_and_abbreviations_are_no_conjuncts() -> None:
     found = _found("moderate or severe renal impairment; HIV or HCV infection")
     assert "moderate" not in found and "severe" not in found
+
+
+def test_a_name_with_its_abbreviation_is_the_name_and_a_scale_keeps_its_inner_abbreviation() -> None:
+    # hint/NCT00382798: "A body mass index (BMI) of ≥ 18 kg/m2"; GUIDELINE 4: the name only
+    assert _found("A body mass index (BMI) of ≥ 18 kg/m2") == {"body mass index": ("Measurement", "≥ 18 kg/m2")}
+    # hint/NCT00308269: one entity for the named scale with its abbreviation, carrying the value once
+    found = _found("Eastern Cooperative Oncology Group (ECOG) performance status of 0-2")
+    assert found == {"Eastern Cooperative Oncology Group (ECOG) performance status": ("Measurement", "0-2")}
+
+
+def test_investigational_drug_within_30_days_prior_to_study_screening() -> None:
+    # hint/NCT00268593: the drug is an entity, the window is anchored to screening (not 'now')
+    text = (
+        "Participation in another clinical\n             trial with any investigational drug within 30 days prior"
+        " to study screening"
+    )
+    (drug,) = [t for t in tag_text(text, load_default_lexicon(), load_default_tagger()) if t.type == "Drug"]
+    assert drug.text == "investigational drug" and drug.temporal is not None
+    assert (drug.temporal.direction, drug.temporal.anchor, drug.temporal.max_days) == ("before", "screening", 30)

@@ -63,6 +63,7 @@ COORDINATION = re.compile(r"\s*(?:,\s*|/)?(?:(?:and/or|or|and)\s+)?")
 CONJUNCT_BEFORE = re.compile(  # a word, then a joining comma, slash or conjunction, at the end of the text searched
     r"(?<![\w-])([^\W\d_][^\W\d_-]+(?:-[^\W\d_]+)*)(?:\s*,)?(?:\s*/\s*|\s+(?:and/or|or|and)\s+|\s*,\s*)$"
 )
+NAME_AND_ABBREVIATION = re.compile(r"(.*\S)\s*\(([A-Z][A-Za-z0-9-]*[A-Z][A-Za-z0-9-]*)\)")
 SHARED_HEAD_TYPES = frozenset(["Condition", "Procedure", "Drug", "Device"])  # on Chia CV, the conjuncts of
 # Measurement and Observation names were more often not entities than entities
 QUALIFIERS = frozenset(
@@ -260,6 +261,18 @@ def _drop_non_entities(text: str, spans: list[tuple[int, int, str]]) -> list[tup
             continue
         kept.append((start, end, typ))
     return kept
+
+
+def _without_abbreviations(text: str, spans: list[tuple[int, int, str]]) -> list[tuple[int, int, str]]:
+    """A name followed by its abbreviation is the name only ('body mass index (BMI)' -> 'body mass index',
+    GUIDELINE 4; on the gold set strict F1 0.614 -> 0.625, on Chia CV relaxed unchanged, where giving the
+    abbreviation an entity of its own as well scored lower). One inside the name stays: 'Eastern Cooperative
+    Oncology Group (ECOG) performance status' is one entity."""
+    out = []
+    for start, end, typ in spans:
+        found = NAME_AND_ABBREVIATION.fullmatch(text, start, end)
+        out.append((start, end if found is None else found.end(1), typ))
+    return out
 
 
 def _elliptical_conjuncts(
@@ -472,6 +485,7 @@ def tag_text(text: str, lexicon: Lexicon, tagger: CrfTagger | None = None) -> li
         columns = _tagger_columns(tokens, phrases, candidates, values, temporals)
         candidates = _merge_tagger(tagger.spans(text, tokens, columns), candidates, len(tokens))
     spans = _drop_non_entities(text, _typed_spans(text, tokens, candidates, values, temporals))
+    spans = _without_abbreviations(text, spans)
     taken = [(t.start, t.end) for t in temporals] + [(v.start, v.end) for v in values]
     spans += _elliptical_conjuncts(text, spans, taken)
     if values:
