@@ -5,7 +5,8 @@ Conventions (evals/GUIDELINE.md section 6; the `Temporal` schema):
 - anchors: now (the default when the text names none), screening, enrollment ('study entry', 'registration',
   'inclusion', 'joining the group'), first_dose ('first dose/treatment/administration', 'start of study
   treatment', 'Day 0', 'Day 1', 'study drug'), randomization, consent, diagnosis, baseline, last_dose,
-  study ('during the study'), surgery.
+  study ('during the study'), surgery; else the event's word when the list lacks it (GUIDELINE 6: 'another
+  single lowercase token'): 'before PCI' -> pci, '3 months after RYGB' -> rygb, 'at time of delivery' -> delivery.
 - windows:
   'within N U [prior to|before|of] A', 'N U before A'   -> before A 0 N
   'in/during/over the past|last|previous N U'          -> before now 0 N
