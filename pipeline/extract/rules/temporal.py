@@ -111,7 +111,7 @@ PATTERNS: list[tuple[str, re.Pattern]] = [
                              rf"{_ANCHOR}")),
     ("event", _word_start(rf"(?:{_BEFORE}|(?P<after>after|since)|(?P<at>at\s+(?:the\s+)?time\s+of))\s+(?:the\s+)?"
                           rf"{_EVENT}")),  # not 'following': 'the following criteria'
-    ("last", _word_start(rf"(?:(?:in|during|within|over)\s+)?(?:the\s+)?(?:{_LAST}|{_NEXT})\s+"
+    ("last", _word_start(rf"(?:(?:in|during|within|over)\s+(?:the\s+)?)?(?:{_LAST}|{_NEXT})\s+"
                          r"(?P<unit>year|month|week|day)\b")),
     ("study", _word_start(r"(?:(?:(?:at\s+any\s+time\s+)?during|throughout)\s+(?:the\s+)?|"
                           r"(?:for|during|within|throughout)\s+the\s+(?:duration|course)\s+of\s+(?:the\s+)?)"
@@ -213,7 +213,8 @@ FIRST_WORDS = {  # the words each pattern without a number can start with (norma
                    "recently",
         "current": "current currently concurrent concurrently active concomitant ongoing presently undergoing at",
         "periop": "pre post " + " ".join(f"{when}{what}" for when in ("pre", "post") for what in (
-            "operative", "operatively", "surgical", "surgery", "treatment", "existing")),
+            "operative", "operatively", "surgical", "surgery", "treatment", "existing", "enrollment", "enrolment",
+            "randomization", "randomisation")),
     }.items()
 }  # fmt: skip
 
