@@ -3,10 +3,13 @@
     python evals/chia_cv.py [../shared/data/chia-dev] [--folds 5]
 
 Trials (not files: a trial's inclusion and exclusion texts stay together) are split into 5 folds.
-Each fold learns a lexicon on the other 4/5 and tags the held-out 1/5; the table shows P/R/F1 summed
+Each fold learns a lexicon on the other 4/5 and tags the held-out 1/5 the way `trialstruct run` and
+`trialstruct eval --chia` do: each file ingested, segmented into criteria (one a line), and every
+criterion tagged by the rules backend, with that fold's lexicon and tagger. The table shows P/R/F1 summed
 over the folds (micro) for strict and relaxed matching, overall and per type, then the relaxed
 micro-F1 of each held-out fold with their mean, for:
-- naive: every annotated phrase, majority type, greedy longest match (no filtering, no rules);
+- naive: every annotated phrase, majority type, greedy longest match over the whole text (no filtering,
+  no rules, no segmentation);
 - lexicon: the rules backend without its sequence tagger (`tag_text` with a lexicon learned the same
   way as build_lexicon);
 - rules: the rules backend as shipped: lexicon plus the sequence tagger, trained inside the fold the same
@@ -25,13 +28,18 @@ from pathlib import Path
 from statistics import mean, pstdev
 
 from pipeline.chia import DOMAIN_TYPES, ChiaDocument, read_chia_dir
+from pipeline.config import RunConfig
 from pipeline.evaluate.match import Counts, count, match_spans
+from pipeline.extract.rules import Backend
 from pipeline.extract.rules.build_lexicon import annotated_pairs, hint_vocabulary
 from pipeline.extract.rules.crf import CrfTagger
 from pipeline.extract.rules.lexicon import Lexicon, learn_lexicon
-from pipeline.extract.rules.tagger import Tagged, gazetteer_matches, tag_text
+from pipeline.extract.rules.tagger import gazetteer_matches
 from pipeline.extract.rules.train_tagger import folds_by_trial
 from pipeline.extract.rules.train_tagger import train as train_tagger
+from pipeline.ingest.text import read_text_document
+from pipeline.schema import Entity
+from pipeline.segment import segment
 
 DEFAULT_DIR = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "chia-dev"
 
@@ -44,7 +52,7 @@ def _overlaps(span: object | None, other: object) -> bool:
     return span is not None and span.start < other.end and other.start < span.end
 
 
-def attachment(doc: ChiaDocument, gold: list, pred: list[Tagged], counts: dict[str, list[int]]) -> None:
+def attachment(doc: ChiaDocument, gold: list, pred: list, counts: dict[str, list[int]]) -> None:
     """Count gold Has_value/Has_temporal links whose matched prediction carries an overlapping span."""
     by_id = {e.id: e for e in doc.entities}
     links = defaultdict(list)
@@ -59,7 +67,19 @@ def attachment(doc: ChiaDocument, gold: list, pred: list[Tagged], counts: dict[s
                 counts[attr][0] += any(_overlaps(getattr(pred[pj], attr), t) for t in targets)
 
 
-def evaluate(folds: list[list[ChiaDocument]], system: str) -> tuple[dict, dict, dict, list[float]]:
+def predict(directory: Path, doc: ChiaDocument, lexicon: Lexicon, tagger: CrfTagger | None) -> list[Entity]:
+    """The entities the rules backend gives the document, as `trialstruct run` makes it (offsets into its text)."""
+    if not doc.text.strip():
+        return []  # an empty file is an input error to the pipeline, and has no entities
+    path = directory / f"{doc.doc_id}.txt"
+    document = read_text_document(path, path.read_bytes())
+    if isinstance(document, Exception) or document.source_text != doc.text:
+        raise SystemExit(f"chia_cv: {path}: ingested text differs from the corpus text")
+    backend = Backend(RunConfig(backend="rules"), lexicon, tagger=tagger or False)
+    return backend.extract(segment(document)).record.entities()
+
+
+def evaluate(directory: Path, folds: list[list[ChiaDocument]], system: str) -> tuple[dict, dict, dict, list[float]]:
     """Counts summed over folds (strict, relaxed, attachments) and the relaxed micro-F1 of each fold."""
     strict: dict[str, Counts] = defaultdict(Counts)
     relaxed: dict[str, Counts] = defaultdict(Counts)
@@ -71,7 +91,10 @@ def evaluate(folds: list[list[ChiaDocument]], system: str) -> tuple[dict, dict, 
         lexicon, tagger = learn(train, system)
         for doc in held_out:
             gold = gold_entities(doc)
-            pred = gazetteer_matches(doc.text, lexicon) if system == "naive" else tag_text(doc.text, lexicon, tagger)
+            if system == "naive":
+                pred: list = gazetteer_matches(doc.text, lexicon)
+            else:
+                pred = predict(directory, doc, lexicon, tagger)
             for typ in DOMAIN_TYPES:
                 g = [e for e in gold if e.type == typ]
                 p = [e for e in pred if e.type == typ]
@@ -138,7 +161,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{len(docs)} documents, {len({d.nct_id for d in docs})} trials, {args.folds} folds split by trial")
     for system in SYSTEMS if args.system == "all" else (args.system,):
         started = time.perf_counter()
-        print_table(system, *evaluate(folds, system))
+        print_table(system, *evaluate(args.chia_dir, folds, system))
         print(f"\n({system}: {time.perf_counter() - started:.1f}s)")
     return 0
 

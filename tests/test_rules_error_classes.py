@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from pipeline.extract.rules import load_default_lexicon, load_default_tagger, tag_text
+from pipeline.extract.rules.lexicon import learn_lexicon
 from pipeline.extract.rules.temporal import find_temporals
 
 
@@ -63,3 +64,55 @@ def test_time_windows_and_their_anchors(text: str, window: tuple) -> None:
 def test_a_body_system_coordinated_with_a_name_is_kept_as_chia_annotates_it() -> None:
     """'renal or hepatic disease': Chia annotates a discontinuous 'renal ... disease' per conjunct."""
     assert set(_found("History of renal or hepatic disease")) == {"renal", "hepatic disease"}
+
+
+def test_time_words_a_learned_name_starts_with_are_cut_off_and_become_its_time() -> None:
+    """A lexicon (or tagger) that learned 'active hepatitis B' as one name: Chia's span is 'hepatitis B' with
+    the Temporal 'active' (GUIDELINE 4: no cue words in a span), so the cue is cut off and attached."""
+    text = "Known positive status for HIV, active hepatitis B or hepatitis C"  # chia-dev/NCT01000155_exc
+    start = text.index("active hepatitis B")
+    lexicon = learn_lexicon([(text, [(start, start + len("active hepatitis B"), "Condition")])])
+    (tagged,) = [t for t in tag_text(text, lexicon) if "hepatitis B" in t.text]
+    assert (tagged.text, tagged.type) == ("hepatitis B", "Condition")
+    assert tagged.temporal is not None and tagged.temporal.text == "active"
+
+
+@pytest.mark.parametrize(
+    ("text", "conjuncts", "named"),
+    [
+        # chia-dev/NCT03228498_exc
+        ("diagnosed advanced heart, kidney or liver failure", ["heart", "kidney"], "liver failure"),
+        ("Severe renal or hepatic insufficiency", ["renal"], "hepatic insufficiency"),  # hint/NCT00372216
+    ],
+)
+def test_conjuncts_sharing_a_head_start_an_entity_each(text: str, conjuncts: list[str], named: str) -> None:
+    """Chia annotates 'kidney ... failure' as a discontinuous Condition: its one-piece start is 'kidney'. A
+    lexicon that knows only the last name, so the rule alone finds the conjuncts."""
+    start = text.index(named)
+    lexicon = learn_lexicon([(text, [(start, start + len(named), "Condition")])])
+    found = {t.text: t.type for t in tag_text(text, lexicon)}
+    assert found == {word: "Condition" for word in [*conjuncts, named]}
+
+
+def test_qualifiers_and_abbreviations_are_no_conjuncts() -> None:
+    found = _found("moderate or severe renal impairment; HIV or HCV infection")
+    assert "moderate" not in found and "severe" not in found
+
+
+def test_a_name_with_its_abbreviation_is_the_name_and_a_scale_keeps_its_inner_abbreviation() -> None:
+    # hint/NCT00382798: "A body mass index (BMI) of ≥ 18 kg/m2"; GUIDELINE 4: the name only
+    assert _found("A body mass index (BMI) of ≥ 18 kg/m2") == {"body mass index": ("Measurement", "≥ 18 kg/m2")}
+    # hint/NCT00308269: one entity for the named scale with its abbreviation, carrying the value once
+    found = _found("Eastern Cooperative Oncology Group (ECOG) performance status of 0-2")
+    assert found == {"Eastern Cooperative Oncology Group (ECOG) performance status": ("Measurement", "0-2")}
+
+
+def test_investigational_drug_within_30_days_prior_to_study_screening() -> None:
+    # hint/NCT00268593: the drug is an entity, the window is anchored to screening (not 'now')
+    text = (
+        "Participation in another clinical\n             trial with any investigational drug within 30 days prior"
+        " to study screening"
+    )
+    (drug,) = [t for t in tag_text(text, load_default_lexicon(), load_default_tagger()) if t.type == "Drug"]
+    assert drug.text == "investigational drug" and drug.temporal is not None
+    assert (drug.temporal.direction, drug.temporal.anchor, drug.temporal.max_days) == ("before", "screening", 30)

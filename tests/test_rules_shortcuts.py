@@ -77,6 +77,8 @@ def _same_results(text: str) -> None:
         "non-pregnant, nonpregnant",
         "Denies alcohol use; rules out sepsis",
         "No live vaccine within 30 days",
+        "have received bisphosphonates for at least the past month",  # hint: 'the' starts no time phrase
+        "within 6 months prerandomization",  # a glued 'pre' + anchor word
     ],
 )
 def test_shortcuts_on_known_edge_cases(text: str) -> None:

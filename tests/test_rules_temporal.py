@@ -70,6 +70,30 @@ CASES = [
     ("myocardial infarction more than 6 months ago", "more than 6 months ago", "before", "now", 180, None),
     # seeds/001: "tuberculosis in the past;" and "in the past 3 years"
     ("active tuberculosis in the past 3 years;", "in the past 3 years", "before", "now", 0, 1095),
+    # chia-dev/NCT02360631_exc: "Major depressive disorder in the last year requiring treatment" (no number)
+    ("Major depressive disorder in the last year requiring", "in the last year", "before", "now", 0, 365),
+    # chia-dev/NCT01978028_exc: "(current or planned within the next 6 months)"
+    ("renal dialysis (current or planned within the next 6 months).", "within the next 6 months", "after", "now",
+     0, 180),
+    # chia-dev/NCT00527826_exc: "from Visit 1 and for the duration of the study"
+    ("from Visit 1 and for the duration of the study with any", "for the duration of the study", "during",
+     "study", None, None),
+    # chia-dev/NCT01581749_exc: "hormone ablation for 2 months prior to treatment or during treatment"
+    ("prior to treatment or during treatment", "during treatment", "during", "first_dose", None, None),
+    # chia-dev/NCT00917891_inc: "as determined by a HIV rapid test at time of enrollment" (no 'the')
+    ("as determined by a HIV rapid test at time of enrollment", "at time of enrollment", "during", "enrollment",
+     None, None),
+    # chia-dev/NCT02396420_inc: "baseline PSA < 4.0ng/mL"
+    ("meets ONE of the following criteria: baseline PSA < 4.0ng/mL", "baseline", "during", "baseline", None, None),
+    # chia-dev/NCT02876484_exc: "HbA1c > 48 mmol/mol 3 months after RYGB." (an event the anchor list lacks)
+    ("HbA1c > 48 mmol/mol 3 months after RYGB.", "3 months after RYGB", "after", "rygb", 0, 90),
+    # chia-dev/NCT02748330_inc: "300 to 600 mg Clopidogrel loading dose before PCI."
+    ("600 mg Clopidogrel loading dose before PCI.", "before PCI", "before", "pci", None, None),
+    # chia-dev/NCT02802644_exc: "(repeated chest pain or dyspnea after revascularization)"
+    ("(repeated chest pain or dyspnea after revascularization)", "after revascularization", "after",
+     "revascularization", None, None),
+    # chia-dev (Temporal "pre-enrollment", 3 times)
+    ("a pre-enrollment biopsy", "pre-enrollment", "before", "enrollment", None, None),
 ]  # fmt: skip
 
 
@@ -88,12 +112,21 @@ def test_time_window(text: str, window: str, direction: str, anchor: str, low: f
         ("History of malignant neoplasm", "History of", "before"),  # seeds/004
         ("Previously treated with rituximab", "Previously", "before"),  # seeds/004
         ("Current uncontrolled renal disease", "Current", "during"),  # seeds/003
+        ("History or evidence of a stroke", "History", "before"),  # chia-dev/NCT02996916_exc: 'history' alone
+        ("Major bleeding history within prior 2 months", "history", "before"),  # chia-dev/NCT02701881_exc
+        ("undergoing elective posterior spine surgery", "undergoing", "during"),  # chia-dev/NCT02527512_exc
     ],
 )
 def test_history_and_current_cues(text: str, cue: str, direction: str) -> None:
     first = find_temporals(text)[0]
     got = (first.text, first.direction, first.anchor, first.min_days, first.max_days)
     assert got == (cue, direction, "now", None, None)
+
+
+def test_following_criteria_and_before_any_name_no_event() -> None:
+    # seeds/001 style lead-ins: "the following criteria" is no time; "before any" names no event
+    assert find_temporals("Patients meeting the following criteria are excluded") == []
+    assert find_temporals("signed before any study procedures") == []
 
 
 def test_no_window_without_a_time_phrase() -> None:

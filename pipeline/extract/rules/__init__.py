@@ -104,15 +104,19 @@ class Backend:
     name = "rules"
     cpu_bound = True
 
-    def __init__(self, config: RunConfig, lexicon: Lexicon | None = None, *, tagger: bool | None = None) -> None:
+    def __init__(
+        self, config: RunConfig, lexicon: Lexicon | None = None, *, tagger: bool | CrfTagger | None = None
+    ) -> None:
         """`lexicon`: another lexicon than the shipped one (the shipped tagger is then bound to it);
         `tagger=False`: lexicon and context rules alone, without the sequence tagger (default: the
-        `rules_tagger` setting)."""
+        `rules_tagger` setting); a `CrfTagger`: that one (cross-validation tags with one learned per fold)."""
         self.config = config
         tagger = config.rules_tagger if tagger is None else tagger
         self.lexicon = lexicon or load_default_lexicon()
         self.tagger: CrfTagger | None = None
-        if tagger and lexicon is None:
+        if isinstance(tagger, CrfTagger):
+            self.tagger = tagger
+        elif tagger and lexicon is None:
             self.tagger = load_default_tagger()
         elif tagger:
             self.tagger = CrfTagger(load_default_model(), self.lexicon.word_type)

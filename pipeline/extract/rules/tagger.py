@@ -60,6 +60,18 @@ LONE_MODIFIERS = frozenset(
     """.split()  # noqa: SIM905
 )  # qualifiers and body-system adjectives: part of a name ('chronic kidney disease'), never one alone
 COORDINATION = re.compile(r"\s*(?:,\s*|/)?(?:(?:and/or|or|and)\s+)?")
+CONJUNCT_BEFORE = re.compile(  # a word, then a joining comma, slash or conjunction, at the end of the text searched
+    r"(?<![\w-])([^\W\d_][^\W\d_-]+(?:-[^\W\d_]+)*)(?:\s*,)?(?:\s*/\s*|\s+(?:and/or|or|and)\s+|\s*,\s*)$"
+)
+NAME_AND_ABBREVIATION = re.compile(r"(.*\S)\s*\(([A-Z][A-Za-z0-9-]*[A-Z][A-Za-z0-9-]*)\)")
+SHARED_HEAD_TYPES = frozenset(["Condition", "Procedure", "Drug", "Device"])  # on Chia CV, the conjuncts of
+# Measurement and Observation names were more often not entities than entities
+QUALIFIERS = frozenset(
+    """
+    chronic acute severe active mild moderate uncontrolled significant serious recent known suspected confirmed
+    documented stable unstable new other clinically major minor any previous prior current concurrent
+    """.split()  # noqa: SIM905
+)  # words that grade or place a name in time, never a conjunct of one ('moderate or severe renal impairment')
 ADVERB = re.compile(r"[a-z]{4,}ally", re.IGNORECASE)  # 'Histologically', 'surgically': how, not what
 AGE_PHRASE = re.compile(r"(?:old|of age|older|younger)$", re.IGNORECASE)
 SHARE_GAP = 30
@@ -251,6 +263,45 @@ def _drop_non_entities(text: str, spans: list[tuple[int, int, str]]) -> list[tup
     return kept
 
 
+def _without_abbreviations(text: str, spans: list[tuple[int, int, str]]) -> list[tuple[int, int, str]]:
+    """A name followed by its abbreviation is the name only ('body mass index (BMI)' -> 'body mass index',
+    GUIDELINE 4; on the gold set strict F1 0.614 -> 0.625, on Chia CV relaxed unchanged, where giving the
+    abbreviation an entity of its own as well scored lower). One inside the name stays: 'Eastern Cooperative
+    Oncology Group (ECOG) performance status' is one entity."""
+    out = []
+    for start, end, typ in spans:
+        found = NAME_AND_ABBREVIATION.fullmatch(text, start, end)
+        out.append((start, end if found is None else found.end(1), typ))
+    return out
+
+
+def _elliptical_conjuncts(
+    text: str, spans: list[tuple[int, int, str]], taken: list[tuple[int, int]]
+) -> list[tuple[int, int, str]]:
+    """The first words of names that share the head of the next one ('kidney or | liver failure',
+    'renal, hepatic or | cardiac disease'): Chia annotates each conjunct as a discontinuous entity ending
+    in the shared head, which starts at that word. A word already in an entity, a value or a time
+    expression (`taken`), a stop word or a qualifier is none."""
+    added: list[tuple[int, int, str]] = []
+    covered: bytearray | None = None
+    for start, end, typ in spans:
+        if typ not in SHARED_HEAD_TYPES or " " not in text[start:end]:
+            continue  # one word: there is no shared head
+        left = start
+        while (found := CONJUNCT_BEFORE.search(text, max(0, left - 40), left)) is not None:
+            if covered is None:
+                covered = bytearray(len(text))
+                for s, e in [(s, e) for s, e, _ in spans] + taken:
+                    covered[s:e] = b"\x01" * (e - s)
+            word_start, word_end = found.span(1)
+            word = found.group(1)
+            if word.isupper() or word.lower() in STOPWORDS | QUALIFIERS or any(covered[word_start:word_end]):
+                break  # an abbreviation ('HIV or HCV infection') names a thing of its own
+            added.append((word_start, word_end, typ))
+            left = word_start
+    return added
+
+
 def _after_age_word(text: str, kept: list[tuple[int, int, str]], start: int) -> bool:
     return any(
         typ == "Person" and text[s:e].lower() in AGE_WORDS and 0 <= start - e <= VALUE_GAP + 15
@@ -276,7 +327,8 @@ def _attach(
 ) -> list[Tagged]:
     """Each entity takes the nearest value it may carry and a time window in its clause.
 
-    A window with a length anywhere in the clause wins over a nearer bare cue ('History of').
+    A window with a length anywhere in the clause wins over a nearer bare cue ('History of'), even one right
+    before the entity: on Chia cross-validation that attaches more windows right (0.779 against 0.770).
     """
     text = prepared.text
     negations = SpanIndex(sorted(find_negations(prepared), key=lambda scope: scope.start))
@@ -351,13 +403,17 @@ def _typed_spans(
     temporals: list[TemporalMatch],
 ) -> list[tuple[int, int, str]]:
     """Candidate spans (token ranges) as character spans with their type decided in context; none inside a
-    numeric time window."""
-    in_time = SpanIndex([t for t in temporals if t.min_days is not None or t.max_days is not None])
+    numeric time window. Time words before a name are not part of it (GUIDELINE 4, 6): 'history of |
+    seizures', 'active | hepatitis B'."""
+    timed = _covered(tokens, temporals) if temporals else None
+    in_window = SpanIndex([t for t in temporals if t.min_days is not None or t.max_days is not None])
     after = SpanIndex(values)
     spans = []
     for a, b, typ in candidates:
+        if timed is not None:
+            a = next((k for k in range(a, b) if not timed[k]), a)
         start, end = tokens[a][0], tokens[b - 1][1]
-        if in_time and any(t.start <= start and end <= t.end for t in in_time.near(start, start)):
+        if in_window and any(t.start <= start and end <= t.end for t in in_window.near(start, start)):
             continue
         value = _value_after(end, text, after) if values else None
         spans.append((start, end, _context_type(tokens[a:b], typ, value)))
@@ -429,6 +485,9 @@ def tag_text(text: str, lexicon: Lexicon, tagger: CrfTagger | None = None) -> li
         columns = _tagger_columns(tokens, phrases, candidates, values, temporals)
         candidates = _merge_tagger(tagger.spans(text, tokens, columns), candidates, len(tokens))
     spans = _drop_non_entities(text, _typed_spans(text, tokens, candidates, values, temporals))
+    spans = _without_abbreviations(text, spans)
+    taken = [(t.start, t.end) for t in temporals] + [(v.start, v.end) for v in values]
+    spans += _elliptical_conjuncts(text, spans, taken)
     if values:
         spans += _orphan_measurements(text, tokens, spans, values)
         spans += _age_phrases(spans, values)

@@ -5,7 +5,8 @@ Conventions (evals/GUIDELINE.md section 6; the `Temporal` schema):
 - anchors: now (the default when the text names none), screening, enrollment ('study entry', 'registration',
   'inclusion', 'joining the group'), first_dose ('first dose/treatment/administration', 'start of study
   treatment', 'Day 0', 'Day 1', 'study drug'), randomization, consent, diagnosis, baseline, last_dose,
-  study ('during the study'), surgery.
+  study ('during the study'), surgery; else the event's word when the list lacks it (GUIDELINE 6: 'another
+  single lowercase token'): 'before PCI' -> pci, '3 months after RYGB' -> rygb, 'at time of delivery' -> delivery.
 - windows:
   'within N U [prior to|before|of] A', 'N U before A'   -> before A 0 N
   'in/during/over the past|last|previous N U'          -> before now 0 N
@@ -14,10 +15,13 @@ Conventions (evals/GUIDELINE.md section 6; the `Temporal` schema):
   'within N U after A', 'N U after A'                  -> after A 0 N
   'for (at least|more than) N U [prior to A]'          -> during now|A N -   (a duration)
   'prior to/before A' (no number) -> before A - -;  'at A' -> during A - -;  'during the study' -> during study - -
-  'history of', 'previous(ly)', 'prior', 'past', 'ever', 'has had', 'underwent' -> before now - -
-  'current(ly)', 'concurrent', 'active', 'concomitant', 'ongoing' -> during now - -
+  'in the last/next year' (no number)                 -> before|after now 0 365
+  'for the duration of the study', 'during treatment' -> during study|first_dose - -
+  'history (of)', 'previous(ly)', 'prior', 'past', 'ever', 'has had', 'underwent' -> before now - -
+  'current(ly)', 'concurrent', 'active', 'concomitant', 'ongoing', 'undergoing', 'at present' -> during now - -
+  'baseline' alone -> during baseline - -
   'pre-operative', 'post-operative' -> before|after surgery - -;  'pre-treatment' -> before first_dose - -;
-  'pre-existing' -> before now - -
+  'pre-enrollment', 'pre-randomization' -> before enrollment|randomization - -;  'pre-existing' -> before now - -
 """
 
 from __future__ import annotations
@@ -53,6 +57,8 @@ ANCHORS: list[tuple[str, str]] = [
     (r"(?:the\s+)?surgery|(?:the\s+)?operation", "surgery"),
 ]  # fmt: skip
 _ANCHOR = "(?:" + "|".join(f"(?P<a{i}>{pattern})" for i, (pattern, _) in enumerate(ANCHORS)) + ")"
+_NOT_EVENT = r"(?:any|an?|this|that|these|those|each|which|what|being|having|it|them|they|he|she|his|her|their|\d)"
+_EVENT = rf"(?!{_NOT_EVENT}\b)(?P<event>[a-z][a-z0-9-]+)\b"  # an event the anchor list lacks: 'before PCI' -> pci
 _BEFORE = r"(?P<before>prior\s+(?:to|of)|before|preceding|previous\s+to)"
 _BEFORE_OF = r"(?P<before>prior\s+(?:to|of)|before|preceding|of|previous\s+to|from)"
 _AFTER = r"(?P<after>after|following|since)"
@@ -61,23 +67,31 @@ _AT_LEAST = r"(?P<least>at\s+least|more\s+than|greater\s+than|over|a\s+minimum\s
 _AT_MOST = r"(?P<most>less\s+than|up\s+to|no\s+more\s+than|at\s+most|≤|<=|<)"
 
 TRIGGERS = {
-    "within": ("within",), "past": ("last", "past", "previous", "preceding", "prior"), "for": ("for",),
+    "within": ("within",), "past": ("last", "past", "previous", "preceding", "prior", "next", "following", "coming"),
+    "for": ("for",),
     "offset": ("before", "prior", "preceding", "previous", "after", "following", "since"), "ago": ("ago",),
     "since": ("after", "since", "following"),
+    "after_event": ("after", "following"),
     "anchored": ("screening", "entry", "enrol", "registration", "inclusion", "admission", "joining", "entering",
                  "first", "1st", "initial", "start", "initiation", "beginning", "day", "study", "randomi", "diagnosis",
                  "consent", "informed", "last", "final", "baseline", "visit", "surgery", "operation"),  # anchor words
     "study": ("study", "trial", "dosing"),
+    "event": ("prior", "before", "preceding", "previous", "after", "since", "time"),
+    "last": ("last", "past", "previous", "preceding", "prior", "next", "following", "coming"),
     "history": ("history", "previous", "prior", "past", "ever", "has", "underwent", "recent"),
-    "current": ("current", "concurrent", "active", "concomitant", "ongoing", "presently"),
+    "current": ("current", "concurrent", "active", "concomitant", "ongoing", "presently", "present", "undergoing"),
+    "treatment": ("treatment",),
+    "baseline": ("baseline",),
     "periop": ("pre", "post"),
 }  # fmt: skip
 _ALL_TRIGGERS = sorted({w for ws in TRIGGERS.values() for w in ws}, key=len, reverse=True)
 TRIGGER_WORDS = re.compile(r"(?<![a-z0-9])(?:" + "|".join(_ALL_TRIGGERS) + ")")  # which patterns are worth running
 _LAST = r"(?:last|past|previous|preceding|prior)"
+_NEXT = r"(?P<next>next|following|coming)"
 _AMOUNT = rf"{_NUMBER}\s*{_UNIT}"
 _BOUNDED = rf"(?:{_AT_LEAST}\s*|{_AT_MOST}\s*)?{_AMOUNT}"
-_TO_ANCHOR = rf"\s+(?:{_BEFORE}|{_AFTER})\s+(?:the\s+)?(?:signing\s+of\s+)?{_ANCHOR}"
+_TO_ANCHOR = rf"\s+(?:{_BEFORE}|{_AFTER})\s+(?:the\s+)?(?:signing\s+of\s+)?(?:{_ANCHOR}|(?(before){_EVENT}|(?!)))"
+# an unlisted event only before: 'at least 2 weeks after <an event>' is the 'since' pattern (the event is over)
 
 
 def _word_start(pattern: str) -> re.Pattern:
@@ -86,23 +100,33 @@ def _word_start(pattern: str) -> re.Pattern:
 
 
 PATTERNS: list[tuple[str, re.Pattern]] = [
-    ("within", re.compile(rf"within\s+(?:the\s+)?(?:{_LAST}\s+)?{_AMOUNT}{_REL}")),  # also glued: 'infectionwithin'
-    ("past", _word_start(rf"(?:(?:in|during)(?:\s+the)?|(?:over|for)\s+the)\s+{_LAST}\s+{_AMOUNT}{_REL}")),
+    ("within", re.compile(rf"within\s+(?:the\s+)?(?:(?:{_LAST}|{_NEXT})\s+)?{_AMOUNT}{_REL}")),  # glued too: 'xwithin'
+    ("past", _word_start(rf"(?:in|during|over|for)(?:\s+the)?\s+(?:{_LAST}|{_NEXT})\s+{_AMOUNT}{_REL}")),
     ("for", _word_start(rf"for\s+(?:{_AT_LEAST}\s+|{_AT_MOST}\s+)?{_AMOUNT}(?:\s+or\s+(?:more|longer))?{_REL}")),
     ("offset", _word_start(rf"{_BOUNDED}{_TO_ANCHOR}")),
     ("ago", _word_start(rf"{_BOUNDED}\s+ago\b")),
     ("since", _word_start(rf"{_AT_LEAST}\s*{_AMOUNT}\s+(?:after|since|following)\b")),
-    ("anchored", _word_start(rf"(?:{_BEFORE}|{_AFTER}|(?P<at>at(?:\s+the\s+time\s+of)?|during))\s+(?:the\s+)?"
+    ("after_event", _word_start(rf"{_AMOUNT}\s+(?P<after>after|following)\s+(?:the\s+)?{_EVENT}")),
+    ("anchored", _word_start(rf"(?:{_BEFORE}|{_AFTER}|(?P<at>at(?:\s+(?:the\s+)?time\s+of)?|during))\s+(?:the\s+)?"
                              rf"{_ANCHOR}")),
-    ("study", _word_start(r"(?:(?:at\s+any\s+time\s+)?during|throughout)\s+(?:the\s+)?(?:participation\s+in\s+the\s+)?"
-                          r"(?:study|trial|dosing)(?:\s+(?:treatment\s+)?(?:period|interval))?\b")),
+    ("event", _word_start(rf"(?:{_BEFORE}|(?P<after>after|since)|(?P<at>at\s+(?:the\s+)?time\s+of))\s+(?:the\s+)?"
+                          rf"{_EVENT}")),  # not 'following': 'the following criteria'
+    ("last", _word_start(rf"(?:(?:in|during|within|over)\s+(?:the\s+)?)?(?:{_LAST}|{_NEXT})\s+"
+                         r"(?P<unit>year|month|week|day)\b")),
+    ("study", _word_start(r"(?:(?:(?:at\s+any\s+time\s+)?during|throughout)\s+(?:the\s+)?|"
+                          r"(?:for|during|within|throughout)\s+the\s+(?:duration|course)\s+of\s+(?:the\s+)?)"
+                          r"(?:participation\s+in\s+the\s+)?"
+                          r"(?:study|trial|dosing)(?:\s+(?:treatment\s+)?(?:period|interval|participation))?\b")),
+    ("treatment", _word_start(r"during\s+(?:the\s+)?(?:study\s+)?treatment(?:\s+period)?\b")),
     ("history", _word_start(r"(?:(?:history\s+of|past|previous|prior)\s+or\s+current(?:ly)?|"
                             r"current(?:ly)?\s+or\s+(?:past|previous|prior|history\s+of)|"
-                            r"(?:a\s+)?(?:(?:past|prior|previous)\s+)?(?:medical\s+)?history\s+of|previous(?:ly)?|"
+                            r"(?:a\s+)?(?:(?:past|prior|previous)\s+)?(?:medical\s+)?history(?:\s+of)?|previous(?:ly)?|"
                             r"prior(?!\s+to)|past|ever|has\s+had|underwent|has\s+undergone|recent(?:ly)?)\b")),
-    ("current", _word_start(r"(?:current(?:ly)?|concurrent(?:ly)?|active|concomitant|ongoing|presently)\b")),
+    ("current", _word_start(r"(?:current(?:ly)?|concurrent(?:ly)?|active|concomitant|ongoing|presently|undergoing|"
+                            r"at\s+present)\b")),
+    ("baseline", _word_start(r"baseline\b")),
     ("periop", _word_start(r"(?:(?P<pre>pre)|post)-?(?:(?P<op>operative(?:ly)?|surgical|surgery)|(?P<tx>treatment)|"
-                           r"existing)\b")),
+                           r"(?P<enr>enrol?lment)|(?P<rnd>randomi[sz]ation)|existing)\b")),
 ]
 
 
@@ -118,9 +142,11 @@ class TemporalMatch:
 
 
 def _days(match: re.Match) -> float | None:
-    if match.groupdict().get("num") is None:
+    """The amount in days; a unit with no number ('in the last year') is one of it."""
+    groups = match.groupdict()
+    if groups.get("unit") is None:
         return None
-    raw = match.group("num").lower()
+    raw = (groups.get("num") or "a").lower()
     number = 1.0 if raw in ("a", "an") else parse_number(raw)
     unit = match.group("unit").lower().rstrip("s")
     unit = {"yr": "year", "y": "year", "mo": "month", "wk": "week", "hr": "hour", "h": "hour"}.get(unit, unit)
@@ -136,8 +162,12 @@ def _anchor(match: re.Match) -> str | None:
         text = groups.get(group)
         if text is not None:
             return name + text.split()[-1] if name == "visit_" else name
+    if groups.get("event"):
+        return groups["event"]
     if groups.get("op"):  # 'pre-operative', 'postoperatively'
         return "surgery"
+    if groups.get("enr") or groups.get("rnd"):  # 'pre-enrollment', 'pre-randomisation'
+        return "enrollment" if groups.get("enr") else "randomization"
     return "first_dose" if groups.get("tx") else None  # 'pre-treatment'; 'pre-existing' is before now
 
 
@@ -145,40 +175,46 @@ def _window(kind: str, match: re.Match) -> tuple[str | None, float | None, float
     """(direction, min_days, max_days) for one pattern kind."""
     groups = match.groupdict()
     days = _days(match)
-    direction = "after" if groups.get("after") is not None else "before"
-    if kind in ("within", "past"):
+    direction = "after" if groups.get("after") is not None or groups.get("next") is not None else "before"
+    if kind in ("within", "past", "last"):
         return direction, 0.0, days
     if kind == "for":
         if groups.get("most"):  # 'for up to 4 weeks before randomization': a window
             return direction, 0.0, days
         return "during", days, None
-    if kind in ("offset", "ago"):
+    if kind in ("offset", "ago", "after_event"):
         if groups.get("least"):
             return direction, days, None
         return direction, 0.0, days
     if kind == "since":
         return "before", days, None
-    if kind == "anchored":
+    if kind in ("anchored", "event"):
         return ("during" if groups.get("at") else direction), None, None
     if kind == "history":
         return "before", None, None
     if kind == "periop":
         return ("before" if groups.get("pre") else "after"), None, None
-    return "during", None, None
+    return "during", None, None  # current, study, treatment, baseline
 
 
-NUMBERED = frozenset({"within", "past", "for", "offset", "ago", "since"})
+FIXED_ANCHORS = {"study": "study", "treatment": "first_dose", "baseline": "baseline"}
+NUMBERED = frozenset({"within", "past", "for", "offset", "ago", "since", "after_event"})
 UNIT_HINT = re.compile(_UNIT)  # every numbered pattern holds an amount, so a unit: no unit, no need to look
 FIRST_WORDS = {  # the words each pattern without a number can start with (normalised like tokens)
     kind: word_set(words)
     for kind, words in {
         "anchored": "prior before preceding previous after following since at during",
-        "study": "at during throughout",
+        "last": "in during within over last past previous preceding prior next following coming",
+        "study": "at during throughout for within",
+        "event": "prior before preceding previous after since at",
+        "treatment": "during",
+        "baseline": "baseline",
         "history": "history past previous previously prior current currently a medical ever has underwent recent "
                    "recently",
-        "current": "current currently concurrent concurrently active concomitant ongoing presently",
+        "current": "current currently concurrent concurrently active concomitant ongoing presently undergoing at",
         "periop": "pre post " + " ".join(f"{when}{what}" for when in ("pre", "post") for what in (
-            "operative", "operatively", "surgical", "surgery", "treatment", "existing")),
+            "operative", "operatively", "surgical", "surgery", "treatment", "existing", "enrollment", "enrolment",
+            "randomization", "randomisation")),
     }.items()
 }  # fmt: skip
 
@@ -235,7 +271,7 @@ def find_temporals(text: str | PreparedText) -> list[TemporalMatch]:
             anchor = _anchor(match)
             if kind in ("within", "past", "for") and anchor is None:  # drop a dangling "prior to"
                 end = match.end("unit")
-            anchor = "study" if kind == "study" else anchor or "now"
+            anchor = FIXED_ANCHORS.get(kind) or anchor or "now"
             taken.add(start, end)
             found.append(TemporalMatch(start, end, source[start:end], direction, anchor, low, high))
     return sorted(found, key=lambda t: t.start)

@@ -3,10 +3,12 @@
     pip install -e ".[train]"
     python -m pipeline.extract.rules.train_tagger ../shared/data/chia-dev [--hint FILE] [-o tagger.tsv]
 
-The tagger learns BIO labels of the 8 domain types (single-fragment entities; where Chia's entities
-overlap, the longer one wins) from features that include the lexicon's matches. A lexicon learned on the
+The tagger learns BIO labels of the 8 domain types (where Chia's entities overlap, the longer one wins)
+from features that include the lexicon's matches. A discontinuous entity ('kidney ... failure' in 'kidney
+or liver failure') is labelled on its first piece, the one-piece start the backend gives it. A lexicon learned on the
 same documents would match them perfectly and the tagger would learn to trust it blindly, so each
 document's features come from a lexicon learned without it (5 folds by trial, as in evals/chia_cv.py).
+Each line (one criterion in Chia) is its own sequence, as the backend tags one criterion at a time.
 Training is python-crfsuite's L-BFGS with fixed settings: the same input gives the same weights.
 The weights are written as a TSV with the Chia attribution (CC BY 4.0) in its header; inference
 (crf.py) is pure Python and needs no training package.
@@ -15,11 +17,12 @@ The weights are written as a TSV with the Chia attribution (CC BY 4.0) in its he
 from __future__ import annotations
 
 import random
+import re
 import sys
 import tempfile
 from pathlib import Path
 
-from pipeline.chia import ChiaDocument
+from pipeline.chia import DOMAIN_TYPES, ChiaDocument
 from pipeline.extract.rules.build_lexicon import annotated_pairs, training_input
 from pipeline.extract.rules.crf import LABELS, OUTSIDE, CrfModel
 from pipeline.extract.rules.lexicon import Token, learn_lexicon
@@ -51,6 +54,29 @@ def gold_labels(tokens: list[Token], spans: list[tuple[int, int, str]]) -> list[
     return labels
 
 
+LINE = re.compile(r"[^\r\n]+")
+
+
+def criterion_lines(
+    text: str, spans: list[tuple[int, int, str]]
+) -> list[tuple[str, list[tuple[int, int, str]]]]:
+    """Each non-blank line of `text` with the spans inside it, offsets into the line."""
+    lines = []
+    for line in LINE.finditer(text):
+        if line.group().strip():
+            start, end = line.span()
+            inside = [(s - start, e - start, typ) for s, e, typ in spans if start <= s and e <= end]
+            lines.append((line.group(), inside))
+    return lines
+
+
+def tagged_pairs(docs: list[ChiaDocument]) -> list[tuple[str, list[tuple[int, int, str]]]]:
+    """(text, [(start, end, type)]) of every document's domain entities, a discontinuous one by its first piece."""
+    return [
+        (doc.text, [(*e.fragments[0], e.type) for e in doc.entities if e.type in DOMAIN_TYPES]) for doc in docs
+    ]
+
+
 def folds_by_trial(docs: list[ChiaDocument], k: int, seed: int) -> list[list[ChiaDocument]]:
     """Documents split into k folds, a trial's inclusion and exclusion texts in the same fold."""
     trials = sorted({d.nct_id for d in docs})
@@ -71,9 +97,10 @@ def training_sequences(
     for k, part in enumerate(parts):
         others = [doc for j, fold in enumerate(parts) if j != k for doc in fold]
         lexicon = learn_lexicon(annotated_pairs(others), vocabulary=vocabulary)
-        for text, spans in annotated_pairs(part):
-            tokens, features = tagger_features(text, lexicon)
-            sequences.append((features, gold_labels(tokens, spans)))
+        for document, annotated in tagged_pairs(part):
+            for text, spans in criterion_lines(document, annotated):
+                tokens, features = tagger_features(text, lexicon)
+                sequences.append((features, gold_labels(tokens, spans)))
     return sequences
 
 
