@@ -237,7 +237,7 @@ class Decoder:
         top = max(previous)
         best = previous.index(top)
         others = previous[:]
-        others[best] = -inf
+        others[best] = nothing = -inf
         second = max(others)
         begins, insides = self.begin_of(previous), self.inside_of(previous)
         from_begin = map(add, begins, self.from_begin)
@@ -248,12 +248,12 @@ class Decoder:
         for y, (way_in, bound, score, is_inside, b, i) in enumerate(
             zip(candidates, bounds, row, self.inside, begins, insides, strict=True)
         ):
-            if score >= floor or (is_inside and (b > -inf or i > -inf)):
+            if score >= floor or (is_inside and (b > nothing or i > nothing)):
                 if bound >= way_in:
                     way_in = max(map(add, previous, self.into[y]))
                 scores.append(way_in + score)
             else:
-                scores.append(-inf)
+                scores.append(nothing)
         return scores
 
     def _backtrack(self, history: list[list[float]], scores: list[float]) -> list[int]:
