@@ -8,7 +8,8 @@ of building feature strings per token:
 - the words either side (`w-1=`, `w+1=`, `w-2=`, `w+2=`);
 - the lexicon's phrase match at the token and either side (`L=B-Condition`, `L-1=`, `L+1=`).
 The weights are learned by `train_tagger.py` (python-crfsuite, the `train` extra) and shipped as a TSV;
-inference here is pure Python (exact Viterbi), deterministic, and needs no extra package.
+inference here is pure Python (a beam-pruned Viterbi search, exact within its beam: `Decoder`), deterministic,
+and needs no extra package.
 """
 
 from __future__ import annotations
