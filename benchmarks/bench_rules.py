@@ -109,8 +109,8 @@ def print_stages(path: Path, repeat: int) -> None:
     criteria = sum(len(r.criteria) for r in records)
     share = criteria / sum(len(r.criteria) for r in unique)  # scales the unique run to the whole set
     chars = sum(len(r.source_text) for r in records)
-    print(f"{n} documents, {criteria} criteria ({criteria / share:.0f} distinct texts), {entities} entities, "
-          f"{chars / 1e6:.1f} M characters; one core\n")  # fmt: skip
+    print(f"{n} documents, {criteria} criteria ({criteria / share:.0f} when each text is kept once), "
+          f"{entities} entities, {chars / 1e6:.1f} M characters; one core\n")  # fmt: skip
     print("| stage    | CPU s | docs/s (CPU) | criteria/s (CPU) | wall s | docs/s (wall) |")
     print("|---|---|---|---|---|---|")
     total = (segment_s[0] + extract_s[0], segment_s[1] + extract_s[1])
