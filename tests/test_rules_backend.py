@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 
 from pipeline.config import RunConfig
-from pipeline.extract import load_backend
+from pipeline.extract import load_backend, rules
 from pipeline.extract.rules import Backend, load_default_lexicon, tag_text
-from pipeline.ingest import Document, iter_documents
-from pipeline.schema import Entity, TrialRecord
+from pipeline.ingest import Document, iter_documents, sha256_text
+from pipeline.schema import Entity, Source, TrialRecord
 from pipeline.segment import segment
 
 SEEDS = Path(__file__).resolve().parents[1] / "seeds"
@@ -168,3 +168,39 @@ def test_extract_shares_no_mutable_state_with_its_input() -> None:
     pairs = zip(copy.trial.evidence(), record.trial.evidence(), strict=True)
     assert all(a is not b for (_, a), (_, b) in pairs)
     assert all(a is not b for a, b in zip(copy.criteria, record.criteria, strict=True))
+
+
+def _criteria_record(text: str) -> TrialRecord:
+    source = Source(path="generated.jsonl", format="jsonl", sha256=sha256_text(text))
+    return segment(Document("generated", source, text, layout="criteria"))
+
+
+def test_a_repeated_criterion_is_tagged_once_and_grounded_in_each_record(monkeypatch: pytest.MonkeyPatch) -> None:
+    tagged: list[str] = []
+
+    def counting(text: str, **options: object) -> list:
+        tagged.append(text)
+        return tag_text(text, **options)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(rules, "tag_text", counting)
+    backend = Backend(RunConfig(backend="rules"))
+    repeated = "Pregnant or breastfeeding women with hemoglobin < 9 g/dL within 4 weeks"
+    first = backend.extract(_criteria_record(f"Exclusion Criteria:\n- {repeated}\n")).record
+    second = backend.extract(_criteria_record(f"Exclusion Criteria:\n- Known HIV infection\n- {repeated}\n")).record
+    assert tagged.count(repeated) == 1
+    ones = [(e.type, e.text, e.value, e.temporal) for e in first.entities()]
+    twos = [(e.type, e.text, e.value, e.temporal) for e in second.entities() if e.start >= second.criteria[1].start]
+    assert len(ones) >= 3 and [o[:2] for o in ones] == [t[:2] for t in twos]
+    for record in (first, second):
+        for where, span in record.spans():
+            if span.start is not None:
+                assert record.source_text[span.start : span.end] == span.text, where
+
+
+def test_the_memory_of_repeated_criteria_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(rules, "REPEATS_KEPT", 3)
+    backend = Backend(RunConfig(backend="rules"))
+    lines = "".join(f"- Hemoglobin < {n} g/dL\n" for n in range(10))
+    record = backend.extract(_criteria_record("Inclusion Criteria:\n" + lines)).record
+    assert len(record.criteria) == 10 and backend._tagged.cache_info().currsize == 3
+    assert [e.value.high for e in record.entities() if e.value] == list(range(10))  # type: ignore[union-attr]

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from pipeline.extract.rules import TAGGER_PATH, load_default_lexicon, load_default_model, load_default_tagger, tag_text
-from pipeline.extract.rules.crf import LABELS, CrfModel, sequence_features, viterbi
+from pipeline.extract.rules.crf import BEAM, LABELS, CrfModel, Decoder, sequence_features, viterbi
 from pipeline.extract.rules.lexicon import PreparedText
 from pipeline.extract.rules.tagger import _head_matches, _phrase_matches, _tagger_columns
 from pipeline.extract.rules.temporal import find_temporals
@@ -66,6 +66,54 @@ def test_viterbi_finds_the_best_path_of_an_exhaustive_search() -> None:
 
         best = max(itertools.product(range(n), repeat=len(rows)), key=score)
         assert viterbi(rows, transitions, beam=1e9) == list(best)
+
+
+def _plain_beam_search(rows: list[list[float]], transitions: list[list[float]], beam: float) -> list[int]:
+    """What `Decoder` finds, searched plainly: at each token the labels within `beam` of its best plus the
+    I- continuations of the labels kept before, every way into each compared; ties to the lower label."""
+    continuation = [0] + [LABELS.index("I-" + label[2:]) for label in LABELS[1:]]
+    kept: list[int] = []
+    scores: list[float] = []
+    back: list[dict[int, int]] = []
+    for row in rows:
+        labels = {y for y, s in enumerate(row) if s >= max(row) - beam} | {continuation[p] for p in kept if p}
+        if not kept:
+            kept, scores = sorted(labels), [row[y] for y in sorted(labels)]
+            continue
+        ways = {y: max((scores[k] + transitions[p][y], -p) for k, p in enumerate(kept)) for y in sorted(labels)}
+        back.append({y: -way[1] for y, way in ways.items()})
+        kept, scores = sorted(ways), [ways[y][0] + row[y] for y in sorted(ways)]
+    if not kept:
+        return []
+    _, last = max((s, -y) for y, s in zip(kept, scores, strict=True))
+    path = [-last]
+    for pointers in reversed(back):
+        path.append(pointers[path[-1]])
+    return path[::-1]
+
+
+@pytest.mark.parametrize("beam", [0.0, 2.0, BEAM, 1e9])
+def test_the_decoder_finds_what_a_plain_search_of_the_same_lattice_finds(beam: float) -> None:
+    """Small whole-number scores make ties common: the bounds and the tie rule are exercised too."""
+    rng = random.Random(7)
+    n = len(LABELS)
+    for trial in range(120):
+        spread = rng.choice([2, 6, 12])
+        transitions = [[float(rng.randint(-spread, spread)) for _ in range(n)] for _ in range(n)]
+        if trial % 3 == 0:
+            transitions = load_default_model().transitions
+        decoder = Decoder(transitions, beam)
+        for _ in range(5):
+            rows = [[float(rng.randint(-6, 6)) for _ in range(n)] for _ in range(rng.randint(0, 12))]
+            assert decoder.decode(rows) == _plain_beam_search(rows, transitions, beam)
+
+
+def test_the_decoder_agrees_with_a_plain_search_on_the_shipped_tagger() -> None:
+    tagger = load_default_tagger()
+    transitions = tagger.model.transitions
+    for text in [*TEXTS, *_seed_lines()]:
+        rows = tagger.emissions(text, *_columns(text))
+        assert Decoder(transitions).decode(rows) == _plain_beam_search(rows, transitions, BEAM), text
 
 
 def test_the_beam_keeps_nearly_every_label_of_the_full_search() -> None:

@@ -8,7 +8,8 @@ of building feature strings per token:
 - the words either side (`w-1=`, `w+1=`, `w-2=`, `w+2=`);
 - the lexicon's phrase match at the token and either side (`L=B-Condition`, `L-1=`, `L+1=`).
 The weights are learned by `train_tagger.py` (python-crfsuite, the `train` extra) and shipped as a TSV;
-inference here is pure Python (exact Viterbi), deterministic, and needs no extra package.
+inference here is pure Python (a beam-pruned Viterbi search, exact within its beam: `Decoder`), deterministic,
+and needs no extra package.
 """
 
 from __future__ import annotations
@@ -16,8 +17,9 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from itertools import repeat
 from math import inf
-from operator import add
+from operator import add, itemgetter
 from pathlib import Path
 
 from pipeline.extract.rules.lexicon import Memo, Token, normalise
@@ -26,8 +28,6 @@ from pipeline.schema import EntityType
 TYPES = tuple(t.value for t in EntityType)
 LABELS = ("O", *(f"{prefix}-{typ}" for typ in TYPES for prefix in ("B", "I")))
 OUTSIDE = "O"
-OUTSIDE_INDEX = 0
-INSIDE = [0] + [LABELS.index("I-" + label[2:]) for label in LABELS[1:]]  # label index -> its I- label's index
 EDGE = "<s>"
 _SHAPE_RUNS = re.compile(r"(X)X+|(x)x+|(d)d+")
 
@@ -79,9 +79,13 @@ def _padded(words: list[str], pad: int) -> list[str]:
     return [EDGE] * pad + words + [EDGE] * pad
 
 
-def _column_keys(columns: dict[str, list[str]], count: int) -> list[tuple[str, ...]]:
-    padded = [_padded(columns[name], 1) for name in COLUMNS]
-    return [tuple(label for column in padded for label in column[i : i + 3]) for i in range(count)]
+def _column_keys(columns: dict[str, list[str]]) -> list[tuple[str, ...]]:
+    """Per token, column by column: the label before it, at it and after it (what `column_features` reads)."""
+    shifted = []
+    for name in COLUMNS:
+        padded = _padded(columns[name], 1)
+        shifted += [padded, padded[1:], padded[2:]]
+    return list(zip(*shifted, strict=False))  # the shifted copies are 2, 1 and 0 labels longer
 
 
 def sequence_features(
@@ -91,7 +95,7 @@ def sequence_features(
     the word pairs it forms with its neighbours, and the column labels at it and either side.
     `CrfTagger.emissions` sums the same features' weights slot by slot, from caches."""
     words = _padded([t[2] for t in tokens], 2)
-    keys = _column_keys(columns, len(tokens))
+    keys = _column_keys(columns)
     out = []
     for i, (start, end, norm) in enumerate(tokens):
         features = local_features(text[start:end], word_type)
@@ -122,7 +126,7 @@ def spans_of(labels: list[str]) -> list[tuple[int, int, str]]:
 Vector = tuple[tuple[int, float], ...]  # sparse: (label index, weight)
 Row = list[float]  # a score per label, in the order of LABELS
 BEAM = 10.0  # labels scoring further below a token's best are not searched: on 78k HINT tokens 6 labels differ
-# from the full search (0 at 14.0, 735 at 6.0), at 3/4 of its time
+# from the full search (0 at 14.0, 735 at 6.0); with Decoder's bounds the full search takes about as long
 
 
 @dataclass
@@ -185,47 +189,87 @@ class CrfModel:
         return [LABELS[y] for y in viterbi([self.row(f) or zero for f in features], self.transitions)]
 
 
+class Decoder:
+    """Viterbi decoding over the beam-pruned lattice of one transition matrix: for each token, the labels
+    scoring within `beam` of its best, and the continuations (I-) of the names open at the token before;
+    the best label sequence among those, ties going to the lower label index. (Most tokens keep 9 to 17
+    labels: the beam mostly guards against the rare far-off label.)
+
+    The search is exact and fast because most of it is a bound, not a comparison. Scores are kept as one
+    list over all labels (minus infinity outside the lattice), so whole steps run as C-level `map`s. The
+    best way into a label y comes from few places: the best-scoring label before, or for I-X its own B-X
+    and I-X (transitions from anywhere else into I-X are strongly negative). Those are scored first; every
+    other way in scores at most `second best score + the largest transition into y from elsewhere`, and
+    only when that bound is not strictly below does the token compare all 17 ways in. Floating-point
+    addition is monotonic, so the bound never misses a better path; every score is the same sum, in the
+    same order, as a plain search computes. The argmax (the path) is recovered afterwards along the best
+    label only."""
+
+    def __init__(self, transitions: list[list[float]], beam: float = BEAM) -> None:
+        n = len(LABELS)
+        self.transitions = transitions
+        self.beam = beam
+        self.into = [[transitions[p][y] for p in range(n)] for y in range(n)]  # by target: every way in
+        inside = [label.startswith("I-") for label in LABELS]
+        begins = [LABELS.index("B-" + label[2:]) if i else 0 for label, i in zip(LABELS, inside, strict=True)]
+        self.begin_of = itemgetter(*begins)  # a score list -> the score of each label's B- (I- labels only)
+        self.inside_of = itemgetter(*(y if i else 0 for y, i in enumerate(inside)))
+        self.from_begin = [transitions[b][y] if i else -inf for y, b, i in zip(range(n), begins, inside, strict=True)]
+        self.from_inside = [transitions[y][y] if i else -inf for y, i in enumerate(inside)]
+        self.from_elsewhere = [
+            max(transitions[p][y] for p in range(n) if not (i and p in (begins[y], y))) for y, i in enumerate(inside)
+        ]
+        self.inside = inside
+
+    def decode(self, rows: list[Row]) -> list[int]:
+        """The best label index for each token given its per-label scores `rows`."""
+        if not rows:
+            return []
+        beam, history = self.beam, []
+        floor = max(rows[0]) - beam
+        scores = [s if s >= floor else -inf for s in rows[0]]
+        for row in rows[1:]:
+            history.append(scores)
+            scores = self._step(scores, row, max(row) - beam)
+        return self._backtrack(history, scores)
+
+    def _step(self, previous: list[float], row: Row, floor: float) -> list[float]:
+        """The best score of a path ending in each label of this token (-inf outside the lattice)."""
+        top = max(previous)
+        best = previous.index(top)
+        others = previous[:]
+        others[best] = nothing = -inf
+        second = max(others)
+        begins, insides = self.begin_of(previous), self.inside_of(previous)
+        from_begin = map(add, begins, self.from_begin)
+        from_inside = map(add, insides, self.from_inside)
+        candidates = map(max, map(add, repeat(top), self.transitions[best]), from_begin, from_inside)
+        bounds = map(add, repeat(second), self.from_elsewhere)
+        scores = []
+        for y, (way_in, bound, score, is_inside, b, i) in enumerate(
+            zip(candidates, bounds, row, self.inside, begins, insides, strict=True)
+        ):
+            if score >= floor or (is_inside and (b > nothing or i > nothing)):
+                if bound >= way_in:
+                    way_in = max(map(add, previous, self.into[y]))
+                scores.append(way_in + score)
+            else:
+                scores.append(nothing)
+        return scores
+
+    def _backtrack(self, history: list[list[float]], scores: list[float]) -> list[int]:
+        label = scores.index(max(scores))
+        path = [label]
+        for previous in reversed(history):
+            ways_in = list(map(add, previous, self.into[label]))
+            label = ways_in.index(max(ways_in))
+            path.append(label)
+        return path[::-1]
+
+
 def viterbi(rows: list[Row], transitions: list[list[float]], beam: float = BEAM) -> list[int]:
-    """The best label sequence for per-token scores `rows` among labels scoring within `beam` of each
-    token's best, and the continuations (I-) of the names open at the token before; ties go to the lower
-    label index. Most tokens keep one label ('O'), so this costs a few operations a token where the full
-    search costs 17 x 17."""
-    if not rows:
-        return []
-    labels: list[int] = []
-    scores: list[float] = []
-    back: list[tuple[list[int], list[int]]] = []
-    outside_only = [OUTSIDE_INDEX]
-    for row in rows:
-        floor = max(row) - beam
-        candidates = [y for y, s in enumerate(row) if s >= floor]
-        for p in labels:
-            if p and INSIDE[p] not in candidates:
-                candidates.append(INSIDE[p])
-        if not labels:
-            labels, scores = candidates, [row[y] for y in candidates]
-            continue
-        if candidates == outside_only and labels == outside_only:  # most tokens: nothing to choose
-            scores = [scores[0] + transitions[0][0] + row[0]]
-            back.append((labels, [0]))
-            continue
-        new_scores, pointers = [], []
-        for y in candidates:
-            best, arg = -inf, 0
-            for k, (p, s) in enumerate(zip(labels, scores, strict=True)):
-                value = s + transitions[p][y]
-                if value > best or (value == best and p < labels[arg]):
-                    best, arg = value, k
-            new_scores.append(best + row[y])
-            pointers.append(arg)
-        back.append((labels, pointers))
-        labels, scores = candidates, new_scores
-    k = max(range(len(scores)), key=lambda j: (scores[j], -labels[j]))
-    path = [labels[k]]
-    for previous, pointers in reversed(back):
-        k = pointers[k]
-        path.append(previous[k])
-    return path[::-1]
+    """`Decoder(transitions, beam).decode(rows)`, for one-off use (a tagger keeps its Decoder)."""
+    return Decoder(transitions, beam).decode(rows)
 
 
 def _prefixed_rows(model: CrfModel, prefix: str) -> Memo:
@@ -241,28 +285,32 @@ class CrfTagger:
         self.model = model
         self._own = Memo(lambda key: model.row(local_features(key[0], word_type) + column_features(key[1])))
         self._context = [_prefixed_rows(model, name) for name, _ in CONTEXT]
-        self._pairs = Memo(lambda pair: model.row([pair]))
+        self._pairs_before = Memo(lambda pair: model.row(["b-=" + pair[0] + "|" + pair[1]]))
+        self._pairs_after = Memo(lambda pair: model.row(["b+=" + pair[0] + "|" + pair[1]]))
+        self._zero = [0.0] * len(LABELS)
+        self._decoder = Decoder(model.transitions)
 
     def emissions(self, text: str, tokens: list[Token], columns: dict[str, list[str]]) -> list[Row]:
         """Each token's score per label: the weights of `sequence_features`, summed from cached rows (the
-        token with its column labels, each neighbour word, each word pair)."""
+        token with its column labels, each neighbour word, each word pair), in the order training lists
+        the features, as one lazy chain of additions per token."""
         words = _padded([t[2] for t in tokens], 2)
-        keys = _column_keys(columns, len(tokens))
-        own, pairs = self._own, self._pairs
+        own, before_pairs, after_pairs = self._own, self._pairs_before, self._pairs_after
         far_left, left, right, far_right = self._context
-        zero = [0.0] * len(LABELS)
+        zero = self._zero
         rows = []
-        for i, (start, end, norm) in enumerate(tokens):
-            row = own[(text[start:end], keys[i])] or zero
-            before, after = words[i + 1], words[i + 3]
-            for part in (far_left[words[i]], left[before], right[after], far_right[words[i + 4]],
-                         pairs["b-=" + before + "|" + norm], pairs["b+=" + norm + "|" + after]):  # fmt: skip
+        for (start, end, norm), key, w2, w1, a1, a2 in zip(
+            tokens, _column_keys(columns), words, words[1:], words[3:], words[4:], strict=False
+        ):
+            row = summed = own[(text[start:end], key)] or zero
+            for part in (far_left[w2], left[w1], right[a1], far_right[a2], before_pairs[(w1, norm)],
+                         after_pairs[(norm, a1)]):  # fmt: skip
                 if part is not None:
-                    row = list(map(add, row, part))
-            rows.append(row)
+                    summed = map(add, summed, part)
+            rows.append(row if summed is row else list(summed))
         return rows
 
     def spans(self, text: str, tokens: list[Token], columns: dict[str, list[str]]) -> list[tuple[int, int, str]]:
         """(first token, last token + 1, type) of the names the tagger finds."""
-        path = viterbi(self.emissions(text, tokens, columns), self.model.transitions)
+        path = self._decoder.decode(self.emissions(text, tokens, columns))
         return spans_of([LABELS[y] for y in path])

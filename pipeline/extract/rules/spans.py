@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
 from collections.abc import Sequence
+from operator import gt, sub
 from typing import Generic, Protocol, TypeVar
 
 
@@ -31,9 +32,9 @@ class SpanIndex(Generic[S]):
     def __init__(self, spans: Sequence[S]) -> None:
         self.spans = list(spans)
         self.starts = [span.start for span in self.spans]
-        if any(a > b for a, b in zip(self.starts, self.starts[1:], strict=False)):
+        if any(map(gt, self.starts, self.starts[1:])):
             raise ValueError("SpanIndex needs spans sorted by start")
-        self.reach = max((span.end - span.start for span in self.spans), default=0)
+        self.reach = max(map(sub, [span.end for span in self.spans], self.starts), default=0)
 
     def __bool__(self) -> bool:
         return bool(self.spans)
