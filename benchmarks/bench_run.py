@@ -1,6 +1,6 @@
 """What `trialstruct run` costs on top of the work, and what worker processes buy.
 
-    python benchmarks/bench_run.py [INPUT] [--repeat 3] [--workers 2]
+    python benchmarks/bench_run.py [INPUT] [--repeat 3] [--workers 2] [--no-tagger]
 
 Three ways over the same documents (default: HINT's 3,686 trials), run alternately in one
 process so machine noise hits them alike, best of `--repeat`:
@@ -16,6 +16,7 @@ carry between machines; the ratios are what to compare.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import resource
 import shutil
 import tempfile
@@ -31,8 +32,8 @@ from pipeline.segment import segment
 DEFAULT = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "hint" / "hint-trials.jsonl"
 
 
-def work_only(path: Path) -> int:
-    backend = load_backend(RunConfig(backend="rules"))
+def work_only(path: Path, config: RunConfig) -> int:
+    backend = load_backend(config)
     done = 0
     for document in iter_documents([path]):
         if isinstance(document, Document):
@@ -41,10 +42,10 @@ def work_only(path: Path) -> int:
     return done
 
 
-def run_once(path: Path, workers: int) -> int:
+def run_once(path: Path, config: RunConfig, workers: int) -> int:
     out = Path(tempfile.mkdtemp(prefix="bench-run-"))
     try:
-        return run([path], out, RunConfig(backend="rules", workers=workers)).counts.records
+        return run([path], out, dataclasses.replace(config, workers=workers)).counts.records
     finally:
         shutil.rmtree(out)
 
@@ -60,14 +61,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("path", nargs="?", type=Path, default=DEFAULT)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--no-tagger", action="store_true",
+                        help="rules without the sequence tagger: faster work, so the runner's share shows more")
     args = parser.parse_args(argv)
+    config = RunConfig(backend="rules", rules_tagger=not args.no_tagger)
     if not args.path.exists():
         print(f"SKIP: {args.path} not found (the HINT file of ../shared/data is needed)")
         return 0
     ways = {
-        "work (segment + extract)": lambda: work_only(args.path),
-        "run, 1 worker": lambda: run_once(args.path, 1),
-        f"run, {args.workers} workers": lambda: run_once(args.path, args.workers),
+        "work (segment + extract)": lambda: work_only(args.path, config),
+        "run, 1 worker": lambda: run_once(args.path, config, 1),
+        f"run, {args.workers} workers": lambda: run_once(args.path, config, args.workers),
     }
     best = {name: float("inf") for name in ways}
     cpu = {name: float("inf") for name in ways}

@@ -7,8 +7,9 @@ One `TrialRecord` per input document. Every piece of text it carries points back
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from enum import StrEnum
-from typing import Any, Literal
+from typing import Any, Literal, NoReturn
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -188,17 +189,37 @@ class TrialRecord(_Model):
         Runs on every validation, and once more on each record a backend returns: `model_copy`
         and `model_construct` skip validation, and a record must never be written without this.
         """
-        for where, span in self.spans():
-            if span.start is None or span.end is None:
-                continue
-            if not 0 <= span.start <= span.end:
-                raise ValueError(f"{where}: bad offsets {span.start}:{span.end}")
-            if span.end > len(self.source_text):
-                raise ValueError(f"{where}: span {span.start}:{span.end} is past the end of source_text")
-            actual = self.source_text[span.start : span.end]
-            if actual != span.text:
-                raise ValueError(f"{where}: source_text[{span.start}:{span.end}] is {actual!r}, not {span.text!r}")
+        text = self.source_text
+        for span in self._with_offsets():
+            start, end = span.start, span.end
+            if start is not None and end is not None and not (0 <= start <= end <= len(text)
+                                                              and text[start:end] == span.text):
+                self._reject(span)
         self._check_ids()
+
+    def _with_offsets(self) -> Iterator[Span | Criterion | Entity]:
+        """What `spans` lists, without building its labels (the contract check runs on every record)."""
+        for _, evidence in self.trial.evidence():
+            yield evidence
+        for criterion in self.criteria:
+            yield criterion
+            for entity in criterion.entities:
+                yield entity
+                if entity.value is not None:
+                    yield entity.value
+                if entity.temporal is not None:
+                    yield entity.temporal
+
+    def _reject(self, span: Span | Criterion | Entity) -> NoReturn:
+        """Raise the ValueError that names where the inexact `span` sits and what is wrong with it."""
+        where = next(label for label, candidate in self.spans() if candidate is span)
+        start, end = span.start, span.end
+        if not 0 <= start <= end:  # type: ignore[operator]
+            raise ValueError(f"{where}: bad offsets {start}:{end}")
+        if end > len(self.source_text):  # type: ignore[operator]
+            raise ValueError(f"{where}: span {start}:{end} is past the end of source_text")
+        actual = self.source_text[start:end]
+        raise ValueError(f"{where}: source_text[{start}:{end}] is {actual!r}, not {span.text!r}")
 
     def _check_ids(self) -> None:
         seen: set[str] = set()
