@@ -81,3 +81,18 @@ def test_temporary_files_of_a_killed_writer_are_removed_by_the_next_run(tmp_path
     unrelated.write_text("mine", encoding="utf-8")
     assert trialstruct("run", str(SEEDS), "-o", str(out), "--backend", "none").returncode == 0
     assert not stray.exists() and unrelated.exists()
+
+
+def test_the_run_index_on_a_full_disk_is_one_output_error(small_disk: Path) -> None:
+    from pipeline.errors import OutputError
+    from pipeline.run.index import RunIndex
+    from pipeline.run.plan import Planned
+
+    index = RunIndex(small_disk / "run.sqlite")
+    try:
+        with pytest.raises(OutputError) as caught:
+            for n in range(100_000):  # 400 KB fills within a few thousand rows
+                index.add_input(Planned(n, key=f"{n:064d}", doc_id=f"NCT{n:08d}", path="x" * 200))
+        assert str(caught.value) == f"{small_disk / 'run.sqlite'}: cannot write the run index: No space left on device"
+    finally:
+        index.close()

@@ -12,11 +12,16 @@ deleted when the run ends.
 
 from __future__ import annotations
 
+import errno
 import json
+import os
 import sqlite3
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
+from pipeline.errors import OutputError
 from pipeline.run.plan import Planned
 
 INDEX_FILE = "run.sqlite"
@@ -42,7 +47,7 @@ class RunIndex:
     def __init__(self, path: Path) -> None:
         self.path = path
         path.unlink(missing_ok=True)
-        self.db = sqlite3.connect(path, isolation_level=None)
+        self.db = _Database(sqlite3.connect(path, isolation_level=None), path)
         self.db.executescript("PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF;" + _TABLES)
         self.db.execute("BEGIN")  # one transaction for the whole run: nothing here needs to survive a crash
         self.done = DoneTable(self.db)
@@ -92,10 +97,42 @@ class RunIndex:
         self.path.unlink(missing_ok=True)
 
 
+class _Database:
+    """A connection whose failures (a full disk above all) are the run's output errors, one line each."""
+
+    def __init__(self, connection: sqlite3.Connection, path: Path) -> None:
+        self.connection = connection
+        self.path = path
+
+    def execute(self, sql: str, parameters: Iterable[Any] = ()) -> sqlite3.Cursor:
+        with self._reported():
+            return self.connection.execute(sql, tuple(parameters))
+
+    def executemany(self, sql: str, rows: Iterable[tuple[Any, ...]]) -> sqlite3.Cursor:
+        with self._reported():
+            return self.connection.executemany(sql, rows)
+
+    def executescript(self, script: str) -> sqlite3.Cursor:
+        with self._reported():
+            return self.connection.executescript(script)
+
+    def close(self) -> None:
+        self.connection.close()
+
+    @contextmanager
+    def _reported(self) -> Iterator[None]:
+        try:
+            yield
+        except sqlite3.Error as exc:
+            full = getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL
+            reason = os.strerror(errno.ENOSPC) if full else str(exc)
+            raise OutputError(f"{self.path}: cannot write the run index: {reason}") from exc
+
+
 class DoneTable:
     """Finished documents by key (the journal's `Done` entries); the first entry for a key wins."""
 
-    def __init__(self, db: sqlite3.Connection) -> None:
+    def __init__(self, db: _Database) -> None:
         self.db = db
 
     def add(self, key: str, value: tuple) -> None:
@@ -115,7 +152,7 @@ class DoneTable:
 class FirstPaths:
     """The path each doc_id was first read from (to report a duplicate id with where it came first)."""
 
-    def __init__(self, db: sqlite3.Connection) -> None:
+    def __init__(self, db: _Database) -> None:
         self.db = db
 
     def claim(self, doc_id: str, path: str) -> str | None:
