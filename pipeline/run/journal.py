@@ -69,11 +69,15 @@ class DoneIndex:
     def __contains__(self, key: object) -> bool:
         return key in self.table
 
-    def __getitem__(self, key: str) -> Done:
+    def get(self, key: str) -> Done | None:
         row = self.table.get(key)
-        if row is None:
+        return None if row is None else Done.from_row(row)
+
+    def __getitem__(self, key: str) -> Done:
+        done = self.get(key)
+        if done is None:
             raise KeyError(key)
-        return Done.from_row(row)
+        return done
 
     def __len__(self) -> int:
         return len(self.table)

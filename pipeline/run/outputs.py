@@ -138,9 +138,9 @@ def write_run(outdir: Path, journal: Journal, failures: dict[int, Failure], resu
     def lines(read: Callable[[Done], str]) -> Iterator[str]:
         offset = 0
         for item in index.inputs():
-            if item.key not in journal.done:
+            done = journal.done.get(item.key)
+            if done is None:
                 continue
-            done = journal.done[item.key]
             result.counts.add(done.counts, done.warnings)
             index.add_cache_keys(done.keys)
             if done.usage and any(done.usage.values()):
