@@ -8,7 +8,7 @@ import pytest
 
 from pipeline.config import RunConfig
 from pipeline.extract import load_backend, rules
-from pipeline.extract.rules import Backend, load_default_lexicon, tag_text
+from pipeline.extract.rules import Backend, load_default_lexicon, tag_text, tag_texts
 from pipeline.ingest import Document, iter_documents, sha256_text
 from pipeline.schema import Entity, Source, TrialRecord
 from pipeline.segment import segment
@@ -178,11 +178,11 @@ def _criteria_record(text: str) -> TrialRecord:
 def test_a_repeated_criterion_is_tagged_once_and_grounded_in_each_record(monkeypatch: pytest.MonkeyPatch) -> None:
     tagged: list[str] = []
 
-    def counting(text: str, **options: object) -> list:
-        tagged.append(text)
-        return tag_text(text, **options)  # type: ignore[arg-type]
+    def counting(texts: list[str], *options: object) -> list:
+        tagged.extend(texts)
+        return tag_texts(texts, *options)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(rules, "tag_text", counting)
+    monkeypatch.setattr(rules, "tag_texts", counting)
     backend = Backend(RunConfig(backend="rules"))
     repeated = "Pregnant or breastfeeding women with hemoglobin < 9 g/dL within 4 weeks"
     first = backend.extract(_criteria_record(f"Exclusion Criteria:\n- {repeated}\n")).record
@@ -202,5 +202,5 @@ def test_the_memory_of_repeated_criteria_is_bounded(monkeypatch: pytest.MonkeyPa
     backend = Backend(RunConfig(backend="rules"))
     lines = "".join(f"- Hemoglobin < {n} g/dL\n" for n in range(10))
     record = backend.extract(_criteria_record("Inclusion Criteria:\n" + lines)).record
-    assert len(record.criteria) == 10 and backend._tagged.cache_info().currsize == 3
+    assert len(record.criteria) == 10 and len(backend._remembered) == 3
     assert [e.value.high for e in record.entities() if e.value] == list(range(10))  # type: ignore[union-attr]

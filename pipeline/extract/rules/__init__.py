@@ -8,7 +8,8 @@ sub-criterion is tagged once, in the sub-criterion.
 
 from __future__ import annotations
 
-from functools import lru_cache, partial
+from collections import OrderedDict
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,7 @@ from pipeline.config import RunConfig
 from pipeline.extract import Extraction
 from pipeline.extract.rules.crf import CrfModel, CrfTagger
 from pipeline.extract.rules.lexicon import Lexicon, load_training_digests, text_digest, training_record_path
-from pipeline.extract.rules.tagger import Tagged, tag_text
+from pipeline.extract.rules.tagger import Tagged, tag_text, tag_texts
 from pipeline.schema import Criterion, Evidence, Provenance, Trial, TrialRecord
 
 LEXICON_PATH = Path(__file__).with_name("lexicon.tsv")
@@ -26,7 +27,7 @@ RULES_VERSION = "rules-2"
 REPEATS_KEPT = 4096  # criteria texts whose entities are remembered, least recently used dropped: registries
 # repeat boilerplate ('Pregnant or breastfeeding women'): 8.5% of HINT's criteria are found here, for a few MB
 
-__all__ = ["Backend", "Tagged", "load_default_lexicon", "load_default_tagger", "tag_text"]
+__all__ = ["Backend", "Tagged", "load_default_lexicon", "load_default_tagger", "tag_text", "tag_texts"]
 
 
 @lru_cache(maxsize=1)
@@ -122,7 +123,7 @@ class Backend:
             self.tagger = load_default_tagger()
         elif tagger:
             self.tagger = CrfTagger(load_default_model(), self.lexicon.word_type)
-        self._tagged = lru_cache(maxsize=REPEATS_KEPT)(partial(tag_text, lexicon=self.lexicon, tagger=self.tagger))
+        self._remembered: OrderedDict[str, list[Tagged]] = OrderedDict()
 
     def provenance(self) -> Provenance:
         model = RULES_VERSION if self.tagger is None else f"{RULES_VERSION}+tagger"
@@ -139,8 +140,9 @@ class Backend:
         the small metadata parts is a deep copy, at a third of the cost of `model_copy(deep=True)`.
         """
         children = _child_spans(record.criteria)
+        tagged = self._tag_all([criterion.text for criterion in record.criteria])
         criteria = [
-            Criterion(**{**criterion.__dict__, "entities": self._entities(criterion, children.get(criterion.id, []))})
+            Criterion(**{**criterion.__dict__, "entities": _entities(tagged[criterion.text], criterion, children)})
             for criterion in record.criteria
         ]
         copy = record.model_copy(
@@ -155,11 +157,28 @@ class Backend:
         )
         return Extraction(record=copy)
 
-    def _entities(self, criterion: Criterion, inner: list[tuple[int, int]]) -> list[dict[str, Any]]:
-        """Entities of one criterion, leaving text that belongs to its sub-criteria to them. The tagging is
-        remembered by text (offsets into the criterion, shifted to this record's by `_entity`; the Tagged
-        results are only read)."""
-        found = self._tagged(criterion.text)
-        if inner:
-            found = [t for t in found if not any(s <= t.start + criterion.start < e for s, e in inner)]
-        return [_entity(t, criterion, n) for n, t in enumerate(found, 1)]
+    def _tag_all(self, texts: list[str]) -> dict[str, list[Tagged]]:
+        """The entities of each text (offsets into it), tagged together (the sequence tagger decodes a
+        document's criteria side by side) or remembered: the `REPEATS_KEPT` texts used last are kept."""
+        remembered = self._remembered
+        found = {}
+        for text in texts:
+            if text in remembered:
+                remembered.move_to_end(text)
+                found[text] = remembered[text]
+        missing = list(dict.fromkeys(text for text in texts if text not in found))
+        for text, entities in zip(missing, tag_texts(missing, self.lexicon, self.tagger), strict=True):
+            found[text] = remembered[text] = entities
+        while len(remembered) > REPEATS_KEPT:
+            remembered.popitem(last=False)
+        return found
+
+
+def _entities(found: list[Tagged], criterion: Criterion, children: dict[str, list[tuple[int, int]]]) -> list[dict]:
+    """Entities of one criterion, leaving text that belongs to its sub-criteria to them. The tagging is
+    remembered by text (offsets into the criterion, shifted to this record's by `_entity`; the Tagged
+    results are only read)."""
+    inner = children.get(criterion.id)
+    if inner:
+        found = [t for t in found if not any(s <= t.start + criterion.start < e for s, e in inner)]
+    return [_entity(t, criterion, n) for n, t in enumerate(found, 1)]

@@ -15,8 +15,9 @@ and needs no extra package.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from functools import partial
 from itertools import repeat
 from math import inf
 from operator import add, itemgetter
@@ -24,6 +25,11 @@ from pathlib import Path
 
 from pipeline.extract.rules.lexicon import Memo, Token, normalise
 from pipeline.schema import EntityType
+
+try:
+    from pipeline.extract.rules import crf_numpy
+except ImportError:  # numpy is the `fast` extra; without it the same sums run in pure Python
+    crf_numpy = None  # type: ignore[assignment]
 
 TYPES = tuple(t.value for t in EntityType)
 LABELS = ("O", *(f"{prefix}-{typ}" for typ in TYPES for prefix in ("B", "I")))
@@ -220,6 +226,13 @@ class Decoder:
             max(transitions[p][y] for p in range(n) if not (i and p in (begins[y], y))) for y, i in enumerate(inside)
         ]
         self.inside = inside
+        self.begins = begins
+
+    def batched(self) -> crf_numpy.BatchDecoder | None:
+        """This search over many sequences at once, as arrays (None without numpy)."""
+        if crf_numpy is None:
+            return None
+        return crf_numpy.BatchDecoder(self.transitions, self.inside, self.begins, self.beam)
 
     def decode(self, rows: list[Row]) -> list[int]:
         """The best label index for each token given its per-label scores `rows`."""
@@ -272,45 +285,88 @@ def viterbi(rows: list[Row], transitions: list[list[float]], beam: float = BEAM)
     return Decoder(transitions, beam).decode(rows)
 
 
-def _prefixed_rows(model: CrfModel, prefix: str) -> Memo:
-    """Rows of the one feature `prefix + word`, by word."""
-    return Memo(lambda word: model.row([prefix + word]))
+ROWS_KEPT = 1_000_000  # weight rows remembered by a tagger (about 0.6 KB each) before it starts afresh
+
+TaggerInput = tuple[str, list[Token], dict[str, list[str]]]  # a text, its tokens, their column labels
 
 
 class CrfTagger:
-    """A CrfModel bound to one lexicon's word types, summing cached weight rows slot by slot (the same
-    features as `sequence_features`, without building a string per feature)."""
+    """A CrfModel bound to one lexicon's word types. The features of `sequence_features` fall into seven
+    slots per token (the token with its column labels, each neighbour word, each word pair); the summed
+    weights of each slot's features are remembered by what the slot depends on, as a numbered row, so a
+    token costs seven dict hits. With numpy (the `fast` extra) rows are added and decoded as arrays
+    (crf_numpy.py), else in pure Python; the labels are the same."""
 
     def __init__(self, model: CrfModel, word_type: Callable[[str], str | None]) -> None:
         self.model = model
-        self._own = Memo(lambda key: model.row(local_features(key[0], word_type) + column_features(key[1])))
-        self._context = [_prefixed_rows(model, name) for name, _ in CONTEXT]
-        self._pairs_before = Memo(lambda pair: model.row(["b-=" + pair[0] + "|" + pair[1]]))
-        self._pairs_after = Memo(lambda pair: model.row(["b+=" + pair[0] + "|" + pair[1]]))
-        self._zero = [0.0] * len(LABELS)
+        self.rows: list[Row] = []
+        self._row_id = Memo(self._numbered, limit=ROWS_KEPT)
+        own = Memo(lambda key: self._row_id[tuple(local_features(key[0], word_type) + column_features(key[1]))])
+        context = [Memo(partial(self._prefixed, name)) for name, _ in CONTEXT]
+        pairs = [Memo(partial(self._prefixed, name, separator="|")) for name in ("b-=", "b+=")]
+        self._slots = (own, *context, *pairs)
         self._decoder = Decoder(model.transitions)
+        self._arrays = None if crf_numpy is None else crf_numpy.RowArray(len(LABELS))
+        self._batch_decoder = self._decoder.batched()
+
+    def _numbered(self, features: tuple[str, ...]) -> int:
+        """The number of the summed weights of `features` (0: all zero, the row most context words get)."""
+        if not self.rows:
+            self.rows.append([0.0] * len(LABELS))
+        row = self.model.row(list(features))
+        if row is None:
+            return 0
+        self.rows.append(row)
+        return len(self.rows) - 1
+
+    def _prefixed(self, prefix: str, words: str | tuple[str, str], separator: str = "") -> int:
+        return self._row_id[(prefix + (words if isinstance(words, str) else separator.join(words)),)]
+
+    def row_ids(self, text: str, tokens: list[Token], columns: dict[str, list[str]]) -> list[tuple[int, ...]]:
+        """Per token, the row number of each slot, in the order training lists the features."""
+        words = _padded([t[2] for t in tokens], 2)
+        own, far_left, left, right, far_right, before, after = self._slots
+        return [
+            (own[(text[start:end], key)], far_left[w2], left[w1], right[a1], far_right[a2], before[(w1, norm)],
+             after[(norm, a1)])
+            for (start, end, norm), key, w2, w1, a1, a2 in zip(
+                tokens, _column_keys(columns), words, words[1:], words[3:], words[4:], strict=False
+            )
+        ]
 
     def emissions(self, text: str, tokens: list[Token], columns: dict[str, list[str]]) -> list[Row]:
-        """Each token's score per label: the weights of `sequence_features`, summed from cached rows (the
-        token with its column labels, each neighbour word, each word pair), in the order training lists
-        the features, as one lazy chain of additions per token."""
-        words = _padded([t[2] for t in tokens], 2)
-        own, before_pairs, after_pairs = self._own, self._pairs_before, self._pairs_after
-        far_left, left, right, far_right = self._context
-        zero = self._zero
-        rows = []
-        for (start, end, norm), key, w2, w1, a1, a2 in zip(
-            tokens, _column_keys(columns), words, words[1:], words[3:], words[4:], strict=False
-        ):
-            row = summed = own[(text[start:end], key)] or zero
-            for part in (far_left[w2], left[w1], right[a1], far_right[a2], before_pairs[(w1, norm)],
-                         after_pairs[(norm, a1)]):  # fmt: skip
-                if part is not None:
-                    summed = map(add, summed, part)
-            rows.append(row if summed is row else list(summed))
-        return rows
+        """Each token's score per label: the weights of `sequence_features`, summed slot by slot."""
+        rows, zero = self.rows, [0.0] * len(LABELS)
+        summed_rows = []
+        for ids in self.row_ids(text, tokens, columns):
+            summed: Iterable[float] = zero
+            for part in ids:
+                if part:
+                    summed = rows[part] if summed is zero else map(add, summed, rows[part])
+            summed_rows.append(summed if isinstance(summed, list) else list(summed))
+        return summed_rows
 
     def spans(self, text: str, tokens: list[Token], columns: dict[str, list[str]]) -> list[tuple[int, int, str]]:
         """(first token, last token + 1, type) of the names the tagger finds."""
-        path = self._decoder.decode(self.emissions(text, tokens, columns))
-        return spans_of([LABELS[y] for y in path])
+        return self.spans_many([(text, tokens, columns)])[0]
+
+    def spans_many(self, inputs: list[TaggerInput]) -> list[list[tuple[int, int, str]]]:
+        """`spans` of each input, decoded side by side (a document's criteria: faster with numpy)."""
+        if len(self.rows) >= ROWS_KEPT:
+            self._forget()
+        if self._arrays is None or self._batch_decoder is None:
+            paths = [self._decoder.decode(self.emissions(*item)) for item in inputs]
+        else:
+            ids = [self.row_ids(*item) for item in inputs]
+            table = self._arrays.sync(self.rows or [[0.0] * len(LABELS)])
+            paths = self._batch_decoder.decode_many([crf_numpy.emissions(table, i) for i in ids])
+        return [spans_of([LABELS[y] for y in path]) for path in paths]
+
+    def _forget(self) -> None:
+        """Start afresh (between batches, so no row number in use goes stale): a registry-sized vocabulary
+        cannot grow the rows without end."""
+        self.rows.clear()
+        if self._arrays is not None:
+            self._arrays.forget()
+        for memo in (self._row_id, *self._slots):
+            memo.clear()

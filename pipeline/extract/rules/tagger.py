@@ -450,14 +450,32 @@ def _tagger_columns(
     }
 
 
+@dataclass(slots=True)
+class _Reading:
+    """What the lexicon and patterns find in one text before the sequence tagger looks at it."""
+
+    prepared: PreparedText
+    values: list[ValueMatch]
+    temporals: list[TemporalMatch]
+    phrases: list[tuple[int, int, str]]
+    candidates: list[tuple[int, int, str]]
+
+    @classmethod
+    def of(cls, text: str, lexicon: Lexicon) -> _Reading:
+        prepared = PreparedText.of(text)
+        phrases = _phrase_matches(prepared.tokens, lexicon)
+        candidates = _head_matches(prepared.tokens, phrases, lexicon)
+        return cls(prepared, find_values(prepared), find_temporals(prepared), phrases, candidates)
+
+    def tagger_input(self) -> tuple[str, list[Token], dict[str, list[str]]]:
+        tokens = self.prepared.tokens
+        return self.prepared.text, tokens, _tagger_columns(tokens, self.phrases, self.candidates, self.values,
+                                                           self.temporals)  # fmt: skip
+
+
 def tagger_features(text: str, lexicon: Lexicon) -> tuple[list[Token], list[list[str]]]:
     """The tokens of `text` and the sequence tagger's features for each (what train_tagger.py learns from)."""
-    prepared = PreparedText.of(text)
-    tokens = prepared.tokens
-    values, temporals = find_values(prepared), find_temporals(prepared)
-    phrases = _phrase_matches(tokens, lexicon)
-    candidates = _head_matches(tokens, phrases, lexicon)
-    columns = _tagger_columns(tokens, phrases, candidates, values, temporals)
+    text, tokens, columns = _Reading.of(text, lexicon).tagger_input()
     return tokens, sequence_features(text, tokens, columns, lexicon.word_type)
 
 
@@ -475,16 +493,24 @@ def tag_text(text: str, lexicon: Lexicon, tagger: CrfTagger | None = None) -> li
     """All domain entities in `text`, sorted by offset, with value/temporal/negation attached.
 
     With a sequence `tagger` (crf.py), names are found by it and the lexicon fills what it leaves."""
-    prepared = PreparedText.of(text)
-    tokens = prepared.tokens
-    values = find_values(prepared)
-    temporals = find_temporals(prepared)
-    phrases = _phrase_matches(tokens, lexicon)
-    candidates = _head_matches(tokens, phrases, lexicon)
+    return tag_texts([text], lexicon, tagger)[0]
+
+
+def tag_texts(texts: list[str], lexicon: Lexicon, tagger: CrfTagger | None = None) -> list[list[Tagged]]:
+    """`tag_text` of each text, the sequence tagger decoding them all side by side (faster than one by one)."""
+    readings = [_Reading.of(text, lexicon) for text in texts]
     if tagger is not None:
-        columns = _tagger_columns(tokens, phrases, candidates, values, temporals)
-        candidates = _merge_tagger(tagger.spans(text, tokens, columns), candidates, len(tokens))
-    spans = _drop_non_entities(text, _typed_spans(text, tokens, candidates, values, temporals))
+        found = tagger.spans_many([reading.tagger_input() for reading in readings])
+        for reading, names in zip(readings, found, strict=True):
+            reading.candidates = _merge_tagger(names, reading.candidates, len(reading.prepared.tokens))
+    return [_entities_of(reading) for reading in readings]
+
+
+def _entities_of(reading: _Reading) -> list[Tagged]:
+    """The entities of a reading's candidate names, typed in context, with what else the rules add."""
+    prepared, values, temporals = reading.prepared, reading.values, reading.temporals
+    text, tokens = prepared.text, prepared.tokens
+    spans = _drop_non_entities(text, _typed_spans(text, tokens, reading.candidates, values, temporals))
     spans = _without_abbreviations(text, spans)
     taken = [(t.start, t.end) for t in temporals] + [(v.start, v.end) for v in values]
     spans += _elliptical_conjuncts(text, spans, taken)

@@ -1,0 +1,103 @@
+"""The sequence tagger over arrays (crf_numpy.py, the `fast` extra) finds exactly what the pure-Python
+tagger finds: the same emission scores, the same lattice search, the same labels and records."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+import pytest
+
+from pipeline.config import RunConfig
+from pipeline.extract.rules import Backend, load_default_lexicon, load_default_model, tag_text, tag_texts
+from pipeline.extract.rules.crf import BEAM, LABELS, CrfTagger, Decoder
+from pipeline.extract.rules.tagger import _Reading
+from pipeline.ingest import Document, iter_documents
+from pipeline.segment import segment
+from tests.conftest import SEEDS, shared_path
+
+np = pytest.importorskip("numpy", reason="numpy (the `fast` extra) is not installed")
+crf_numpy = pytest.importorskip("pipeline.extract.rules.crf_numpy")
+
+
+def _pure_python(tagger: CrfTagger) -> CrfTagger:
+    """The same tagger as it runs without numpy."""
+    tagger._arrays = tagger._batch_decoder = None
+    return tagger
+
+
+def _seed_criteria() -> list[str]:
+    return [c.text for d in iter_documents([SEEDS]) if isinstance(d, Document) for c in segment(d).criteria]
+
+
+@pytest.mark.parametrize("beam", [0.0, 2.0, BEAM, 1e9])
+def test_a_batch_is_decoded_as_each_sequence_alone(beam: float) -> None:
+    """Whole-number scores make ties common; sequences of different lengths (and none) share a batch."""
+    rng = random.Random(11)
+    n = len(LABELS)
+    for trial in range(60):
+        spread = rng.choice([2, 6, 12])
+        transitions = [[float(rng.randint(-spread, spread)) for _ in range(n)] for _ in range(n)]
+        if trial % 3 == 0:
+            transitions = load_default_model().transitions
+        decoder = Decoder(transitions, beam)
+        batch = decoder.batched()
+        assert batch is not None
+        sequences = [
+            [[float(rng.randint(-6, 6)) for _ in range(n)] for _ in range(rng.randint(0, 12))]
+            for _ in range(rng.randint(1, 6))
+        ]
+        got = batch.decode_many([np.array(rows).reshape(len(rows), n) for rows in sequences])
+        assert got == [decoder.decode(rows) for rows in sequences]
+
+
+def test_array_emissions_are_the_pure_python_sums() -> None:
+    lexicon = load_default_lexicon()
+    tagger = CrfTagger(load_default_model(), lexicon.word_type)
+    for text in _seed_criteria():
+        item = _Reading.of(text, lexicon).tagger_input()
+        expected = tagger.emissions(*item)
+        got = crf_numpy.emissions(tagger._arrays.sync(tagger.rows), tagger.row_ids(*item))
+        assert got.tolist() == [list(row) for row in expected], text  # equal floats, not approximately
+
+
+def test_tagging_a_document_together_equals_tagging_each_criterion_alone_in_pure_python() -> None:
+    lexicon = load_default_lexicon()
+    fast = CrfTagger(load_default_model(), lexicon.word_type)
+    slow = _pure_python(CrfTagger(load_default_model(), lexicon.word_type))
+    texts = _seed_criteria()
+    together = tag_texts(texts, lexicon, fast)
+    assert sum(map(len, together)) > 100
+    assert together == [tag_text(text, lexicon, slow) for text in texts]
+
+
+def test_the_tagger_forgets_its_rows_between_batches_and_still_agrees(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A registry-sized vocabulary cannot grow the rows without end: past ROWS_KEPT they start afresh."""
+    from pipeline.extract.rules import crf
+
+    monkeypatch.setattr(crf, "ROWS_KEPT", 50)
+    lexicon = load_default_lexicon()
+    small = CrfTagger(load_default_model(), lexicon.word_type)
+    texts = _seed_criteria()[:40]
+    sizes, got = [], []
+    for text in texts:
+        got += tag_texts([text], lexicon, small)
+        sizes.append(len(small.rows))
+    assert max(sizes) < 50 + 400 and min(sizes[5:]) < max(sizes)  # emptied more than once, bounded by a batch
+    reference = CrfTagger(load_default_model(), lexicon.word_type)
+    assert got == tag_texts(texts, lexicon, reference)
+
+
+@pytest.mark.parametrize("corpus", ["hint/hint-trials.jsonl", "ctgov"])
+def test_records_with_and_without_numpy_are_identical_on_real_registry_text(corpus: str, tmp_path: Path) -> None:
+    path = shared_path(corpus)
+    config = RunConfig(backend="rules")
+    lexicon = load_default_lexicon()
+    fast = Backend(config, tagger=CrfTagger(load_default_model(), lexicon.word_type))
+    slow = Backend(config, tagger=_pure_python(CrfTagger(load_default_model(), lexicon.word_type)))
+    documents = [d for d in iter_documents([path]) if isinstance(d, Document)][:60]
+    for document in documents:
+        record = segment(document)
+        one, two = fast.extract(record).record, slow.extract(record).record
+        assert json.loads(one.model_dump_json()) == json.loads(two.model_dump_json()), document.doc_id
