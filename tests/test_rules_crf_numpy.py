@@ -67,6 +67,8 @@ def test_tagging_a_document_together_equals_tagging_each_criterion_alone_in_pure
     fast = CrfTagger(load_default_model(), lexicon.word_type)
     slow = _pure_python(CrfTagger(load_default_model(), lexicon.word_type))
     texts = _seed_criteria()
+    assert tag_texts(["", " ; "], lexicon, fast) == [[], []]  # nothing to decode at all
+    texts[3:3] = ["", "-"]
     together = tag_texts(texts, lexicon, fast)
     assert sum(map(len, together)) > 100
     assert together == [tag_text(text, lexicon, slow) for text in texts]

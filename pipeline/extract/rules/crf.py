@@ -18,10 +18,11 @@ import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from functools import partial
-from itertools import repeat
+from itertools import accumulate, repeat
 from math import inf
 from operator import add, itemgetter
 from pathlib import Path
+from typing import Any
 
 from pipeline.extract.rules.lexicon import Memo, Token, normalise
 from pipeline.schema import EntityType
@@ -357,10 +358,17 @@ class CrfTagger:
         if self._arrays is None or self._batch_decoder is None:
             paths = [self._decoder.decode(self.emissions(*item)) for item in inputs]
         else:
-            ids = [self.row_ids(*item) for item in inputs]
-            table = self._arrays.sync(self.rows or [[0.0] * len(LABELS)])
-            paths = self._batch_decoder.decode_many([crf_numpy.emissions(table, i) for i in ids])
+            paths = self._batch_decoder.decode_many(self._array_emissions(inputs))
         return [spans_of([LABELS[y] for y in path]) for path in paths]
+
+    def _array_emissions(self, inputs: list[TaggerInput]) -> list[Any]:
+        """`emissions` of each input as an array (tokens x labels), summed for all inputs at once."""
+        assert crf_numpy is not None and self._arrays is not None
+        ids = [self.row_ids(*item) for item in inputs]
+        table = self._arrays.sync(self.rows or [[0.0] * len(LABELS)])
+        scores = crf_numpy.emissions(table, [slots for token_ids in ids for slots in token_ids])
+        ends = accumulate(map(len, ids))
+        return [scores[end - len(token_ids) : end] for token_ids, end in zip(ids, ends, strict=True)]
 
     def _forget(self) -> None:
         """Start afresh (between batches, so no row number in use goes stale): a registry-sized vocabulary

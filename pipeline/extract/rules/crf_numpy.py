@@ -42,7 +42,9 @@ class RowArray:
 
 def emissions(table: np.ndarray, ids: Ids) -> np.ndarray:
     """Each token's score per label: its slots' rows added slot by slot, left to right."""
-    index = np.asarray(ids, dtype=np.intp).reshape(len(ids), -1)
+    if not ids:
+        return np.zeros((0, table.shape[1]))
+    index = np.asarray(ids, dtype=np.intp)
     scores = table[index[:, 0]]
     for slot in range(1, index.shape[1]):
         scores = scores + table[index[:, slot]]
