@@ -286,7 +286,7 @@ def viterbi(rows: list[Row], transitions: list[list[float]], beam: float = BEAM)
     return Decoder(transitions, beam).decode(rows)
 
 
-ROWS_KEPT = 1_000_000  # weight rows remembered by a tagger (about 0.6 KB each) before it starts afresh
+ROWS_KEPT = 300_000  # weight rows remembered by a tagger (about 0.6 KB each; HINT needs 93k) before it starts afresh
 
 TaggerInput = tuple[str, list[Token], dict[str, list[str]]]  # a text, its tokens, their column labels
 
@@ -301,8 +301,7 @@ class CrfTagger:
     def __init__(self, model: CrfModel, word_type: Callable[[str], str | None]) -> None:
         self.model = model
         self.rows: list[Row] = []
-        self._row_id = Memo(self._numbered, limit=ROWS_KEPT)
-        own = Memo(lambda key: self._row_id[tuple(local_features(key[0], word_type) + column_features(key[1]))])
+        own = Memo(lambda key: self._numbered(local_features(key[0], word_type) + column_features(key[1])))
         context = [Memo(partial(self._prefixed, name)) for name, _ in CONTEXT]
         pairs = [Memo(partial(self._prefixed, name, separator="|")) for name in ("b-=", "b+=")]
         self._slots = (own, *context, *pairs)
@@ -310,18 +309,18 @@ class CrfTagger:
         self._arrays = None if crf_numpy is None else crf_numpy.RowArray(len(LABELS))
         self._batch_decoder = self._decoder.batched()
 
-    def _numbered(self, features: tuple[str, ...]) -> int:
+    def _numbered(self, features: list[str]) -> int:
         """The number of the summed weights of `features` (0: all zero, the row most context words get)."""
         if not self.rows:
             self.rows.append([0.0] * len(LABELS))
-        row = self.model.row(list(features))
+        row = self.model.row(features)
         if row is None:
             return 0
         self.rows.append(row)
         return len(self.rows) - 1
 
     def _prefixed(self, prefix: str, words: str | tuple[str, str], separator: str = "") -> int:
-        return self._row_id[(prefix + (words if isinstance(words, str) else separator.join(words)),)]
+        return self._numbered([prefix + (words if isinstance(words, str) else separator.join(words))])
 
     def row_ids(self, text: str, tokens: list[Token], columns: dict[str, list[str]]) -> list[tuple[int, ...]]:
         """Per token, the row number of each slot, in the order training lists the features."""
@@ -376,5 +375,5 @@ class CrfTagger:
         self.rows.clear()
         if self._arrays is not None:
             self._arrays.forget()
-        for memo in (self._row_id, *self._slots):
+        for memo in self._slots:
             memo.clear()
