@@ -18,6 +18,7 @@ import os
 import sqlite3
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -129,18 +130,49 @@ class _Database:
             raise OutputError(f"{self.path}: cannot write the run index: {reason}") from exc
 
 
+@dataclass(frozen=True, slots=True)
+class Done:
+    """Where a finished document's record sits (journal, or records.jsonl once compacted), what
+    producing it used, and its counts (criteria, entities, warnings)."""
+
+    offset: int
+    length: int
+    keys: tuple[str, ...]
+    usage: dict[str, int] | None
+    counts: tuple[int, int, int]
+    warnings: tuple[str, ...] = ()
+    path: str | None = None  # the source path the record carries
+    in_records: bool = False
+
+    @classmethod
+    def decode(cls, value: str) -> Done:
+        offset, length, keys, usage, counts, warnings, path, in_records = json.loads(value)
+        return cls(offset, length, tuple(keys), usage, tuple(counts), tuple(warnings), path, in_records)
+
+    def encode(self) -> str:
+        return _encode([self.offset, self.length, self.keys, self.usage, self.counts, self.warnings, self.path,
+                        self.in_records])  # fmt: skip
+
+
+
 class DoneTable:
-    """Finished documents by key (the journal's `Done` entries); the first entry for a key wins."""
+    """Finished documents by key (the journal's entries); the first entry for a key wins."""
 
     def __init__(self, db: _Database) -> None:
         self.db = db
 
-    def add(self, key: str, value: tuple) -> None:
-        self.db.execute("INSERT OR IGNORE INTO done VALUES (?, ?)", (key, _encode(value)))
+    def add(self, key: str, done: Done) -> None:
+        self.db.execute("INSERT OR IGNORE INTO done VALUES (?, ?)", (key, done.encode()))
 
-    def get(self, key: str) -> list | None:
+    def get(self, key: str) -> Done | None:
         row = self.db.execute("SELECT value FROM done WHERE key = ?", (key,)).fetchone()
-        return None if row is None else json.loads(row[0])
+        return None if row is None else Done.decode(row[0])
+
+    def __getitem__(self, key: str) -> Done:
+        done = self.get(key)
+        if done is None:
+            raise KeyError(key)
+        return done
 
     def __contains__(self, key: object) -> bool:
         return self.db.execute("SELECT 1 FROM done WHERE key = ?", (key,)).fetchone() is not None

@@ -25,66 +25,15 @@ import json
 import os
 import time
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
 from pipeline.errors import OutputError, RunError
 from pipeline.files import atomic_write
-from pipeline.run.index import INDEX_FILE, DoneTable, RunIndex
+from pipeline.run.index import INDEX_FILE, Done, RunIndex
 
 PARTS_DIR = ".parts"
 SYNC_INTERVAL = 1.0
-
-
-@dataclass(frozen=True, slots=True)
-class Done:
-    """Where a finished document's record sits (journal, or records.jsonl once compacted), what
-    producing it used, and its counts (criteria, entities, warnings)."""
-
-    offset: int
-    length: int
-    keys: tuple[str, ...]
-    usage: dict[str, int] | None
-    counts: tuple[int, int, int]
-    warnings: tuple[str, ...] = ()
-    path: str | None = None  # the source path the record carries
-    in_records: bool = False
-
-    @classmethod
-    def from_row(cls, row: list) -> Done:
-        offset, length, keys, usage, counts, warnings, path, in_records = row
-        return cls(offset, length, tuple(keys), usage, tuple(counts), tuple(warnings), path, in_records)
-
-    def row(self) -> tuple:
-        return (self.offset, self.length, self.keys, self.usage, self.counts, self.warnings, self.path, self.in_records)
-
-
-class DoneIndex:
-    """The finished documents by key, kept on disk (`RunIndex`), read back as `Done`."""
-
-    def __init__(self, table: DoneTable) -> None:
-        self.table = table
-
-    def __contains__(self, key: object) -> bool:
-        return key in self.table
-
-    def get(self, key: str) -> Done | None:
-        row = self.table.get(key)
-        return None if row is None else Done.from_row(row)
-
-    def __getitem__(self, key: str) -> Done:
-        done = self.get(key)
-        if done is None:
-            raise KeyError(key)
-        return done
-
-    def __len__(self) -> int:
-        return len(self.table)
-
-    def add(self, key: str, done: Done) -> None:
-        """Record a finished document unless the key is already done (the first line wins)."""
-        self.table.add(key, done.row())
 
 
 class Journal:
@@ -98,7 +47,7 @@ class Journal:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._lock = _lock_outdir(outdir)
             self.index = RunIndex(self.path.parent / INDEX_FILE)
-            self.done = DoneIndex(self.index.done)
+            self.done = self.index.done
             self._load()
             self._handle = self.path.open("ab")
         except OSError as exc:

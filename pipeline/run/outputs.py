@@ -26,7 +26,8 @@ from pipeline.cache.recording import KEYS_FILE
 from pipeline.extract import Usage
 from pipeline.files import atomic_write
 from pipeline.pricing import load_prices, run_cost
-from pipeline.run.journal import Done, Journal
+from pipeline.run.index import Done
+from pipeline.run.journal import Journal
 from pipeline.run.plan import Failure
 from pipeline.schema import SCHEMA_VERSION
 
