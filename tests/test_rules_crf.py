@@ -8,6 +8,11 @@ from pathlib import Path
 
 import pytest
 
+try:
+    import numpy
+except ImportError:  # the `fast` extra; the batched search is then not there to test
+    numpy = None  # type: ignore[assignment]
+
 from pipeline.extract.rules import TAGGER_PATH, load_default_lexicon, load_default_model, load_default_tagger, tag_text
 from pipeline.extract.rules.crf import BEAM, LABELS, CrfModel, Decoder, sequence_features, viterbi
 from pipeline.extract.rules.lexicon import PreparedText
@@ -94,7 +99,8 @@ def _plain_beam_search(rows: list[list[float]], transitions: list[list[float]], 
 
 @pytest.mark.parametrize("beam", [0.0, 2.0, BEAM, 1e9])
 def test_the_decoder_finds_what_a_plain_search_of_the_same_lattice_finds(beam: float) -> None:
-    """Small whole-number scores make ties common: the bounds and the tie rule are exercised too."""
+    """Small whole-number scores make ties common: the bounds and the tie rule are exercised too; with
+    numpy, sequences of different lengths (and empty ones) decoded side by side find the same."""
     rng = random.Random(7)
     n = len(LABELS)
     for trial in range(120):
@@ -103,9 +109,12 @@ def test_the_decoder_finds_what_a_plain_search_of_the_same_lattice_finds(beam: f
         if trial % 3 == 0:
             transitions = load_default_model().transitions
         decoder = Decoder(transitions, beam)
-        for _ in range(5):
-            rows = [[float(rng.randint(-6, 6)) for _ in range(n)] for _ in range(rng.randint(0, 12))]
-            assert decoder.decode(rows) == _plain_beam_search(rows, transitions, beam)
+        batch = [[[float(rng.randint(-6, 6)) for _ in range(n)] for _ in range(rng.randint(0, 12))] for _ in range(5)]
+        expected = [_plain_beam_search(rows, transitions, beam) for rows in batch]
+        assert [decoder.decode(rows) for rows in batch] == expected
+        if numpy is not None:  # the same search over the whole batch at once, as arrays (crf_numpy.py)
+            arrays = [numpy.array(rows).reshape(len(rows), n) for rows in batch]
+            assert decoder.batched().decode_many(arrays) == expected  # type: ignore[union-attr]
 
 
 def test_the_decoder_agrees_with_a_plain_search_on_the_shipped_tagger() -> None:

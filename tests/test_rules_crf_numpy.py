@@ -4,14 +4,13 @@ tagger finds: the same emission scores, the same lattice search, the same labels
 from __future__ import annotations
 
 import json
-import random
 from pathlib import Path
 
 import pytest
 
 from pipeline.config import RunConfig
 from pipeline.extract.rules import Backend, load_default_lexicon, load_default_model, tag_text, tag_texts
-from pipeline.extract.rules.crf import BEAM, LABELS, CrfTagger, Decoder
+from pipeline.extract.rules.crf import CrfTagger
 from pipeline.extract.rules.tagger import _Reading
 from pipeline.ingest import Document, iter_documents
 from pipeline.segment import segment
@@ -29,27 +28,6 @@ def _pure_python(tagger: CrfTagger) -> CrfTagger:
 
 def _seed_criteria() -> list[str]:
     return [c.text for d in iter_documents([SEEDS]) if isinstance(d, Document) for c in segment(d).criteria]
-
-
-@pytest.mark.parametrize("beam", [0.0, 2.0, BEAM, 1e9])
-def test_a_batch_is_decoded_as_each_sequence_alone(beam: float) -> None:
-    """Whole-number scores make ties common; sequences of different lengths (and none) share a batch."""
-    rng = random.Random(11)
-    n = len(LABELS)
-    for trial in range(60):
-        spread = rng.choice([2, 6, 12])
-        transitions = [[float(rng.randint(-spread, spread)) for _ in range(n)] for _ in range(n)]
-        if trial % 3 == 0:
-            transitions = load_default_model().transitions
-        decoder = Decoder(transitions, beam)
-        batch = decoder.batched()
-        assert batch is not None
-        sequences = [
-            [[float(rng.randint(-6, 6)) for _ in range(n)] for _ in range(rng.randint(0, 12))]
-            for _ in range(rng.randint(1, 6))
-        ]
-        got = batch.decode_many([np.array(rows).reshape(len(rows), n) for rows in sequences])
-        assert got == [decoder.decode(rows) for rows in sequences]
 
 
 def test_array_emissions_are_the_pure_python_sums() -> None:
