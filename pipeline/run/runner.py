@@ -178,6 +178,7 @@ class InlineExecutor(Executor):
         return future
 
 
+CHUNK = 8  # documents per task sent to a worker process: a round trip per chunk, not per document
 _WORKER_BACKEND: Backend | None = None
 _WORKER_DEADLINE = 0.0
 
@@ -199,11 +200,27 @@ def _exit_with_parent(parent: int) -> None:
     os._exit(1)
 
 
+def process_each(chunk: list[Planned], task: Callable[[Planned], Outcome]) -> list[Outcome]:
+    """A chunk of documents as one task: each still under its own deadline, failing alone."""
+    return [task(planned) for planned in chunk]
+
+
 def _process_in_worker(planned: Planned) -> Outcome:
     assert _WORKER_BACKEND is not None
     outcome = process_within(planned, _WORKER_BACKEND, _WORKER_DEADLINE)
     outcome.planned.document = None  # not sent back: the parent has it already
     return outcome
+
+
+@dataclass
+class Tasks:
+    """The pool documents are extracted in, and what is in flight there."""
+
+    pool: Executor
+    width: int  # chunks in flight at most
+    task: Callable[[list[Planned]], list[Outcome]]
+    chunk_size: int
+    pending: dict[Future[list[Outcome]], list[Planned]] = field(default_factory=dict)
 
 
 class Stop:
@@ -287,43 +304,45 @@ class Runner:
             documents += planned.failure is None
             yield planned
 
-    def executor(self) -> tuple[Executor, int, Callable[[Planned], Outcome]]:
-        """The pool, how many documents to keep in flight, and the task to give it.
+    def executor(self) -> tuple[Executor, int, Callable[[list[Planned]], list[Outcome]], int]:
+        """The pool, how many tasks to keep in flight, the task to give it, and how many documents
+        make one task.
 
         CPU-bound backends run in worker processes (one per core by default), forked after the
-        backend is loaded so its lexicon is shared, or in this process when there is one worker;
-        model backends wait on I/O, so threads do.
+        backend is loaded so its lexicon is shared, `CHUNK` documents per task (one round trip
+        between processes per chunk), or in this process when there is one worker; model backends
+        wait on I/O, so threads do, a document per task.
         """
         cpu_bound = getattr(self.backend, "cpu_bound", False)  # optional for plugins: I/O-bound unless said
         if cpu_bound or (self.config.workers or 1) > 1:
             workers = self.config.workers or usable_cores()
             if workers == 1:
-                return InlineExecutor(), 1, partial(process_within, backend=self.backend,
-                                                    seconds=self.config.document_timeout)
+                inline = partial(process_within, backend=self.backend, seconds=self.config.document_timeout)
+                return InlineExecutor(), 1, partial(process_each, task=inline), 1
             pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"),
                                        initializer=_start_worker, initargs=(self.backend, self.config.document_timeout))
-            return pool, 2 * workers, _process_in_worker
+            return pool, 2 * workers, partial(process_each, task=_process_in_worker), CHUNK
         width = max(1, self.config.concurrency)
-        return ThreadPoolExecutor(width, thread_name_prefix="extract"), width, partial(process, backend=self.backend)
+        threads = ThreadPoolExecutor(width, thread_name_prefix="extract")
+        return threads, width, partial(process_each, task=partial(process, backend=self.backend)), 1
 
     def extract_all(self, stream: Iterator[Planned], journal: Journal) -> None:
         """Process the planned inputs in order of arrival, noting each in the run's index (the
         outputs are assembled from it in input order)."""
-        pool, width, task = self.executor()
+        pool, width, task, chunk_size = self.executor()
         try:
             with stop_on_signals() as stop, RunProgress(self.show_progress) as bar:
-                self.feed(stream, pool, width, task, journal, stop, bar)
+                self.feed(stream, Tasks(pool, width, task, chunk_size), journal, stop, bar)
                 self.result.interrupted_by = stop.signal
         except BaseException:  # a second Ctrl-C, a full disk: leave the documents in flight behind
             pool.shutdown(wait=False, cancel_futures=True)
             raise
         pool.shutdown()
 
-    def feed(self, stream: Iterator[Planned], pool: Executor, width: int, task: Callable[[Planned], Outcome],
-             journal: Journal, stop: Stop, bar: RunProgress) -> None:
-        """Keep `width` documents in flight, within the rate limits, until the inputs end or a
-        signal stops the run (the documents in flight are then finished, nothing new is started)."""
-        pending: dict[Future[Outcome], Planned] = {}
+    def feed(self, stream: Iterator[Planned], tasks: Tasks, journal: Journal, stop: Stop, bar: RunProgress) -> None:
+        """Keep `tasks.width` chunks of documents in flight, within the rate limits, until the inputs
+        end or a signal stops the run (the chunks in flight are then finished, nothing new is started)."""
+        chunk: list[Planned] = []
         for planned in stream:
             if stop.is_set():
                 break
@@ -338,25 +357,33 @@ class Runner:
                 self.result.resumed += 1
                 self.result.finished += 1
                 bar.advance()
-            else:
-                while (len(pending) >= width or self.limiter.delay() > 0) and not stop.is_set():
-                    pending = self.harvest(pending, journal, bar, stop, timeout=min(self.limiter.delay() or 0.25, 0.25))
-                if stop.is_set():
-                    break
-                pending[pool.submit(task, planned)] = planned
-        while pending:
-            pending = self.harvest(pending, journal, bar, stop, timeout=0.25)
+                continue
+            chunk.append(planned)
+            if len(chunk) == tasks.chunk_size:
+                self.submit(chunk, tasks, journal, stop, bar)
+                chunk = []
+        if chunk:
+            self.submit(chunk, tasks, journal, stop, bar)
+        while tasks.pending:
+            self.harvest(tasks, journal, bar, stop, timeout=0.25)
 
-    def harvest(self, pending: dict[Future[Outcome], Planned], journal: Journal, bar: RunProgress, stop: Stop,
-                timeout: float) -> dict[Future[Outcome], Planned]:
-        """Finish the documents done within `timeout` (or just wait, when none is in flight)."""
-        if not pending:
+    def submit(self, chunk: list[Planned], tasks: Tasks, journal: Journal, stop: Stop, bar: RunProgress) -> None:
+        """Start a chunk once there is room for it and the rate limits allow (not at all once stopped)."""
+        while (len(tasks.pending) >= tasks.width or self.limiter.delay() > 0) and not stop.is_set():
+            self.harvest(tasks, journal, bar, stop, timeout=min(self.limiter.delay() or 0.25, 0.25))
+        if not stop.is_set():
+            tasks.pending[tasks.pool.submit(tasks.task, chunk)] = chunk
+
+    def harvest(self, tasks: Tasks, journal: Journal, bar: RunProgress, stop: Stop, timeout: float) -> None:
+        """Finish the chunks done within `timeout` (or just wait, when none is in flight)."""
+        if not tasks.pending:
             stop.wait(timeout)
-            return pending
-        done, _ = wait(pending, timeout=timeout, return_when=FIRST_COMPLETED)
+            return
+        done, _ = wait(tasks.pending, timeout=timeout, return_when=FIRST_COMPLETED)
         for future in done:
-            self.finish(pending.pop(future), future.result(), journal, bar)
-        return pending
+            chunk = tasks.pending.pop(future)
+            for planned, outcome in zip(chunk, future.result(), strict=True):
+                self.finish(planned, outcome, journal, bar)
 
     def finish(self, planned: Planned, outcome: Outcome, journal: Journal, bar: RunProgress) -> None:
         """Journal a finished document (or note its failure) and drop its text: what stays in memory
