@@ -20,12 +20,6 @@ np = pytest.importorskip("numpy", reason="numpy (the `fast` extra) is not instal
 crf_numpy = pytest.importorskip("pipeline.extract.rules.crf_numpy")
 
 
-def _pure_python(tagger: CrfTagger) -> CrfTagger:
-    """The same tagger as it runs without numpy."""
-    tagger._arrays = tagger._batch_decoder = None
-    return tagger
-
-
 def _seed_criteria() -> list[str]:
     return [c.text for d in iter_documents([SEEDS]) if isinstance(d, Document) for c in segment(d).criteria]
 
@@ -43,7 +37,7 @@ def test_array_emissions_are_the_pure_python_sums() -> None:
 def test_tagging_a_document_together_equals_tagging_each_criterion_alone_in_pure_python() -> None:
     lexicon = load_default_lexicon()
     fast = CrfTagger(load_default_model(), lexicon.word_type)
-    slow = _pure_python(CrfTagger(load_default_model(), lexicon.word_type))
+    slow = CrfTagger(load_default_model(), lexicon.word_type, arrays=False)
     texts = _seed_criteria()
     assert tag_texts(["", " ; "], lexicon, fast) == [[], []]  # nothing to decode at all
     texts[3:3] = ["", "-"]
@@ -75,7 +69,7 @@ def test_records_with_and_without_numpy_are_identical_on_real_registry_text(corp
     config = RunConfig(backend="rules")
     lexicon = load_default_lexicon()
     fast = Backend(config, tagger=CrfTagger(load_default_model(), lexicon.word_type))
-    slow = Backend(config, tagger=_pure_python(CrfTagger(load_default_model(), lexicon.word_type)))
+    slow = Backend(config, tagger=CrfTagger(load_default_model(), lexicon.word_type, arrays=False))
     documents = [d for d in iter_documents([path]) if isinstance(d, Document)][:60]
     for document in documents:
         record = segment(document)

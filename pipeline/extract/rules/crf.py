@@ -298,7 +298,8 @@ class CrfTagger:
     token costs seven dict hits. With numpy (the `fast` extra) rows are added and decoded as arrays
     (crf_numpy.py), else in pure Python; the labels are the same."""
 
-    def __init__(self, model: CrfModel, word_type: Callable[[str], str | None]) -> None:
+    def __init__(self, model: CrfModel, word_type: Callable[[str], str | None], *, arrays: bool = True) -> None:
+        """`arrays=False`: pure Python even when numpy is installed (to compare the two)."""
         self.model = model
         self.rows: list[Row] = []
         own = Memo(lambda key: self._numbered(local_features(key[0], word_type) + column_features(key[1])))
@@ -306,8 +307,9 @@ class CrfTagger:
         pairs = [Memo(partial(self._prefixed, name, separator="|")) for name in ("b-=", "b+=")]
         self._slots = (own, *context, *pairs)
         self._decoder = Decoder(model.transitions)
-        self._arrays = None if crf_numpy is None else crf_numpy.RowArray(len(LABELS))
-        self._batch_decoder = self._decoder.batched()
+        with_arrays = arrays and crf_numpy is not None
+        self._arrays = crf_numpy.RowArray(len(LABELS)) if with_arrays else None
+        self._batch_decoder = self._decoder.batched() if with_arrays else None
 
     def _numbered(self, features: list[str]) -> int:
         """The number of the summed weights of `features` (0: all zero, the row most context words get)."""
