@@ -75,3 +75,29 @@ def test_records_with_and_without_numpy_are_identical_on_real_registry_text(corp
         record = segment(document)
         one, two = fast.extract(record).record, slow.extract(record).record
         assert json.loads(one.model_dump_json()) == json.loads(two.model_dump_json()), document.doc_id
+
+
+@pytest.mark.parametrize("arrays", [True, False])
+def test_threads_sharing_a_tagger_find_what_one_thread_finds(arrays: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Rows are numbered as they are learned: threads tagging at once (switching every microsecond here)
+    must not number one row twice or forget rows another thread is using."""
+    import sys
+    from concurrent.futures import ThreadPoolExecutor
+
+    from pipeline.extract.rules import crf
+
+    monkeypatch.setattr(crf, "ROWS_KEPT", 400)  # forgetting happens too
+    lexicon = load_default_lexicon()
+    texts = _seed_criteria()
+    expected = tag_texts(texts, lexicon, CrfTagger(load_default_model(), lexicon.word_type, arrays=arrays))
+    shared = CrfTagger(load_default_model(), lexicon.word_type, arrays=arrays)
+    chunks = [texts[i::4] for i in range(4)]
+    previous = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    try:
+        with ThreadPoolExecutor(4) as pool:
+            found = list(pool.map(lambda chunk: tag_texts(chunk, lexicon, shared), chunks))
+    finally:
+        sys.setswitchinterval(previous)
+    for i, chunk_found in enumerate(found):
+        assert chunk_found == expected[i::4]

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from functools import lru_cache
 from pathlib import Path
+from threading import Lock
 from typing import Any
 
 from pipeline import __version__
@@ -124,6 +125,7 @@ class Backend:
         elif tagger:
             self.tagger = CrfTagger(load_default_model(), self.lexicon.word_type)
         self._remembered: OrderedDict[str, list[Tagged]] = OrderedDict()
+        self._remembering = Lock()
 
     def provenance(self) -> Provenance:
         model = RULES_VERSION if self.tagger is None else f"{RULES_VERSION}+tagger"
@@ -160,17 +162,18 @@ class Backend:
     def _tag_all(self, texts: list[str]) -> dict[str, list[Tagged]]:
         """The entities of each text (offsets into it), tagged together (the sequence tagger decodes a
         document's criteria side by side) or remembered: the `REPEATS_KEPT` texts used last are kept."""
-        remembered = self._remembered
-        found = {}
-        for text in texts:
-            if text in remembered:
-                remembered.move_to_end(text)
-                found[text] = remembered[text]
-        missing = list(dict.fromkeys(text for text in texts if text not in found))
-        for text, entities in zip(missing, tag_texts(missing, self.lexicon, self.tagger), strict=True):
-            found[text] = remembered[text] = entities
-        while len(remembered) > REPEATS_KEPT:
-            remembered.popitem(last=False)
+        with self._remembering:
+            remembered = self._remembered
+            found = {}
+            for text in texts:
+                if text in remembered:
+                    remembered.move_to_end(text)
+                    found[text] = remembered[text]
+            missing = list(dict.fromkeys(text for text in texts if text not in found))
+            for text, entities in zip(missing, tag_texts(missing, self.lexicon, self.tagger), strict=True):
+                found[text] = remembered[text] = entities
+            while len(remembered) > REPEATS_KEPT:
+                remembered.popitem(last=False)
         return found
 
 

@@ -22,6 +22,7 @@ from itertools import accumulate, repeat
 from math import inf
 from operator import add, itemgetter
 from pathlib import Path
+from threading import RLock
 from typing import Any
 
 from pipeline.extract.rules.lexicon import Memo, Token, normalise
@@ -302,6 +303,7 @@ class CrfTagger:
         """`arrays=False`: pure Python even when numpy is installed (to compare the two)."""
         self.model = model
         self.rows: list[Row] = []
+        self._lock = RLock()  # rows are numbered as they are learned: one thread at a time
         own = Memo(lambda key: self._numbered(local_features(key[0], word_type) + column_features(key[1])))
         context = [Memo(partial(self._prefixed, name)) for name, _ in CONTEXT]
         pairs = [Memo(partial(self._prefixed, name, separator="|")) for name in ("b-=", "b+=")]
@@ -326,6 +328,10 @@ class CrfTagger:
 
     def row_ids(self, text: str, tokens: list[Token], columns: dict[str, list[str]]) -> list[tuple[int, ...]]:
         """Per token, the row number of each slot, in the order training lists the features."""
+        with self._lock:
+            return self._row_ids(text, tokens, columns)
+
+    def _row_ids(self, text: str, tokens: list[Token], columns: dict[str, list[str]]) -> list[tuple[int, ...]]:
         words = _padded([t[2] for t in tokens], 2)
         own, far_left, left, right, far_right, before, after = self._slots
         return [
@@ -338,9 +344,13 @@ class CrfTagger:
 
     def emissions(self, text: str, tokens: list[Token], columns: dict[str, list[str]]) -> list[Row]:
         """Each token's score per label: the weights of `sequence_features`, summed slot by slot."""
+        with self._lock:
+            return self._emissions(text, tokens, columns)
+
+    def _emissions(self, text: str, tokens: list[Token], columns: dict[str, list[str]]) -> list[Row]:
         rows, zero = self.rows, [0.0] * len(LABELS)
         summed_rows = []
-        for ids in self.row_ids(text, tokens, columns):
+        for ids in self._row_ids(text, tokens, columns):
             summed: Iterable[float] = zero
             for part in ids:
                 if part:
@@ -354,18 +364,23 @@ class CrfTagger:
 
     def spans_many(self, inputs: list[TaggerInput]) -> list[list[tuple[int, int, str]]]:
         """`spans` of each input, decoded side by side (a document's criteria: faster with numpy)."""
-        if len(self.rows) >= ROWS_KEPT:
-            self._forget()
+        with self._lock:
+            if len(self.rows) >= ROWS_KEPT:
+                self._forget()
+            if self._arrays is None or self._batch_decoder is None:
+                rows = [self._emissions(*item) for item in inputs]
+            else:
+                arrays = self._array_emissions(inputs)
         if self._arrays is None or self._batch_decoder is None:
-            paths = [self._decoder.decode(self.emissions(*item)) for item in inputs]
+            paths = [self._decoder.decode(scores) for scores in rows]
         else:
-            paths = self._batch_decoder.decode_many(self._array_emissions(inputs))
+            paths = self._batch_decoder.decode_many(arrays)  # outside the lock: decoding learns nothing
         return [spans_of([LABELS[y] for y in path]) for path in paths]
 
     def _array_emissions(self, inputs: list[TaggerInput]) -> list[Any]:
         """`emissions` of each input as an array (tokens x labels), summed for all inputs at once."""
         assert crf_numpy is not None and self._arrays is not None
-        ids = [self.row_ids(*item) for item in inputs]
+        ids = [self._row_ids(*item) for item in inputs]
         table = self._arrays.sync(self.rows or [[0.0] * len(LABELS)])
         scores = crf_numpy.emissions(table, [slots for token_ids in ids for slots in token_ids])
         ends = accumulate(map(len, ids))
