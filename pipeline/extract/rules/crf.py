@@ -17,8 +17,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from functools import partial
-from itertools import accumulate, repeat
+from itertools import accumulate, pairwise, repeat
 from math import inf
 from operator import add, itemgetter
 from pathlib import Path
@@ -304,10 +303,9 @@ class CrfTagger:
         self.model = model
         self.rows: list[Row] = []
         self._lock = RLock()  # rows are numbered as they are learned: one thread at a time
-        own = Memo(lambda key: self._numbered(local_features(key[0], word_type) + column_features(key[1])))
-        context = [Memo(partial(self._prefixed, name)) for name, _ in CONTEXT]
-        pairs = [Memo(partial(self._prefixed, name, separator="|")) for name in ("b-=", "b+=")]
-        self._slots = (own, *context, *pairs)
+        self._own = Memo(lambda key: self._numbered(local_features(key[0], word_type) + column_features(key[1])))
+        self._as_neighbour = Memo(lambda word: tuple(self._numbered([name + word]) for name, _ in CONTEXT))
+        self._as_pair = Memo(lambda pair: tuple(self._numbered([name + "|".join(pair)]) for name in ("b-=", "b+=")))
         self._decoder = Decoder(model.transitions)
         with_arrays = arrays and crf_numpy is not None
         self._arrays = crf_numpy.RowArray(len(LABELS)) if with_arrays else None
@@ -323,22 +321,23 @@ class CrfTagger:
         self.rows.append(row)
         return len(self.rows) - 1
 
-    def _prefixed(self, prefix: str, words: str | tuple[str, str], separator: str = "") -> int:
-        return self._numbered([prefix + (words if isinstance(words, str) else separator.join(words))])
-
     def row_ids(self, text: str, tokens: list[Token], columns: dict[str, list[str]]) -> list[tuple[int, ...]]:
         """Per token, the row number of each slot, in the order training lists the features."""
         with self._lock:
             return self._row_ids(text, tokens, columns)
 
     def _row_ids(self, text: str, tokens: list[Token], columns: dict[str, list[str]]) -> list[tuple[int, ...]]:
+        """Each word's rows as a neighbour (at -2, -1, +1, +2) and each adjacent pair's (the pair before
+        its second word, after its first) are looked up once, then picked per token."""
         words = _padded([t[2] for t in tokens], 2)
-        own, far_left, left, right, far_right, before, after = self._slots
+        own = self._own
+        neighbours = [self._as_neighbour[word] for word in words]
+        pairs = [self._as_pair[pair] for pair in pairwise(words[1:-1])]
         return [
-            (own[(text[start:end], key)], far_left[w2], left[w1], right[a1], far_right[a2], before[(w1, norm)],
-             after[(norm, a1)])
-            for (start, end, norm), key, w2, w1, a1, a2 in zip(
-                tokens, _column_keys(columns), words, words[1:], words[3:], words[4:], strict=False
+            (own[(text[start:end], key)], far_left[0], left[1], right[2], far_right[3], before[0], after[1])
+            for (start, end, _), key, far_left, left, right, far_right, before, after in zip(
+                tokens, _column_keys(columns), neighbours, neighbours[1:], neighbours[3:], neighbours[4:], pairs,
+                pairs[1:], strict=False,
             )
         ]
 
@@ -392,5 +391,5 @@ class CrfTagger:
         self.rows.clear()
         if self._arrays is not None:
             self._arrays.forget()
-        for memo in self._slots:
+        for memo in (self._own, self._as_neighbour, self._as_pair):
             memo.clear()
