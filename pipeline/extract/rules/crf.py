@@ -294,9 +294,10 @@ TaggerInput = tuple[str, list[Token], dict[str, list[str]]]  # a text, its token
 class CrfTagger:
     """A CrfModel bound to one lexicon's word types. The features of `sequence_features` fall into seven
     slots per token (the token with its column labels, each neighbour word, each word pair); the summed
-    weights of each slot's features are remembered by what the slot depends on, as a numbered row, so a
-    token costs seven dict hits. With numpy (the `fast` extra) rows are added and decoded as arrays
-    (crf_numpy.py), else in pure Python; the labels are the same."""
+    weights of each slot's features are remembered by what the slot depends on (the token and its column
+    labels, a word, a pair of words) as a numbered row, so a token costs three dict hits. With numpy (the
+    `fast` extra) rows are added and decoded as arrays (crf_numpy.py), else in pure Python; the labels are
+    the same."""
 
     def __init__(self, model: CrfModel, word_type: Callable[[str], str | None], *, arrays: bool = True) -> None:
         """`arrays=False`: pure Python even when numpy is installed (to compare the two)."""
@@ -366,14 +367,14 @@ class CrfTagger:
         with self._lock:
             if len(self.rows) >= ROWS_KEPT:
                 self._forget()
-            if self._arrays is None or self._batch_decoder is None:
+            if self._batch_decoder is None:
                 rows = [self._emissions(*item) for item in inputs]
             else:
                 arrays = self._array_emissions(inputs)
-        if self._arrays is None or self._batch_decoder is None:
+        if self._batch_decoder is None:
             paths = [self._decoder.decode(scores) for scores in rows]
-        else:
-            paths = self._batch_decoder.decode_many(arrays)  # outside the lock: decoding learns nothing
+        else:  # outside the lock: decoding learns nothing
+            paths = self._batch_decoder.decode_many(arrays)
         return [spans_of([LABELS[y] for y in path]) for path in paths]
 
     def _array_emissions(self, inputs: list[TaggerInput]) -> list[Any]:
