@@ -21,11 +21,13 @@ Value/temporal attachment: among relaxed-matched gold entities that Chia links t
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from collections import defaultdict
 from pathlib import Path
 from statistics import mean, pstdev
+from typing import TextIO
 
 from pipeline.chia import DOMAIN_TYPES, ChiaDocument, read_chia_dir
 from pipeline.config import RunConfig
@@ -79,8 +81,13 @@ def predict(directory: Path, doc: ChiaDocument, lexicon: Lexicon, tagger: CrfTag
     return backend.extract(segment(document)).record.entities()
 
 
-def evaluate(directory: Path, folds: list[list[ChiaDocument]], system: str) -> tuple[dict, dict, dict, list[float]]:
-    """Counts summed over folds (strict, relaxed, attachments) and the relaxed micro-F1 of each fold."""
+def evaluate(
+    directory: Path, folds: list[list[ChiaDocument]], system: str, dump: TextIO | None = None
+) -> tuple[dict, dict, dict, list[float]]:
+    """Counts summed over folds (strict, relaxed, attachments) and the relaxed micro-F1 of each fold.
+
+    With `dump`, each held-out document's predictions are written to it as one JSON line (for error
+    analysis: every prediction there was made by a model that never saw the document)."""
     strict: dict[str, Counts] = defaultdict(Counts)
     relaxed: dict[str, Counts] = defaultdict(Counts)
     attached: dict[str, list[int]] = {"value": [0, 0], "temporal": [0, 0]}
@@ -101,9 +108,21 @@ def evaluate(directory: Path, folds: list[list[ChiaDocument]], system: str) -> t
                 strict[typ] += count(g, p, relaxed=False)
                 relaxed[typ] += count(g, p, relaxed=True)
             attachment(doc, gold, pred, attached)
+            if dump is not None:
+                dump.write(json.dumps({"doc_id": doc.doc_id, "fold": i, "entities": [_as_dict(e) for e in pred]}) + "\n")
         after = sum(relaxed.values(), Counts())
         fold_f1.append(Counts(after.tp - before.tp, after.fp - before.fp, after.fn - before.fn).f1)
     return strict, relaxed, attached, fold_f1
+
+
+def _as_dict(entity: object) -> dict:
+    """A prediction as plain JSON: type, span and (rules backend) its value and time window texts."""
+    row = {"type": str(getattr(entity, "type", "")), "start": entity.start, "end": entity.end, "text": entity.text}
+    for attr in ("value", "temporal"):
+        span = getattr(entity, attr, None)
+        if span is not None:
+            row[attr] = [span.start, span.end, span.text]
+    return row
 
 
 VOCABULARY: dict[str, str] = {}
@@ -150,10 +169,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--hint", type=Path, default=DEFAULT_DIR.parent / "hint" / "hint-trials.jsonl")
     parser.add_argument("--folds", type=int, default=5)
     parser.add_argument("--system", choices=(*SYSTEMS, "all"), default="all")
+    parser.add_argument("--predictions", type=Path, help="write each held-out document's predictions here (JSONL)")
     args = parser.parse_args(argv)
     if not args.chia_dir.is_dir():
         print(f"chia_cv: {args.chia_dir} not found (need the chia-dev folder of ../shared/data)", file=sys.stderr)
         return 2
+    if args.predictions and args.system == "all":
+        parser.error("--predictions needs one --system")
     if args.hint.is_file():
         VOCABULARY.update(hint_vocabulary(args.hint))
     docs = read_chia_dir(args.chia_dir)
@@ -161,7 +183,11 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{len(docs)} documents, {len({d.nct_id for d in docs})} trials, {args.folds} folds split by trial")
     for system in SYSTEMS if args.system == "all" else (args.system,):
         started = time.perf_counter()
-        print_table(system, *evaluate(args.chia_dir, folds, system))
+        if args.predictions:
+            with args.predictions.open("w", encoding="utf-8") as dump:
+                print_table(system, *evaluate(args.chia_dir, folds, system, dump))
+        else:
+            print_table(system, *evaluate(args.chia_dir, folds, system))
         print(f"\n({system}: {time.perf_counter() - started:.1f}s)")
     return 0
 

@@ -25,7 +25,7 @@ from itertools import pairwise
 from typing import Any
 
 from pipeline.extract.rules.crf import CrfTagger, bio_labels, sequence_features
-from pipeline.extract.rules.lexicon import STOPWORDS, Lexicon, PreparedText, Token, tokenize
+from pipeline.extract.rules.lexicon import STOPWORDS, Lexicon, PreparedText, Token, tokenize, word_set
 from pipeline.extract.rules.negation import find_negations, is_negated
 from pipeline.extract.rules.spans import SpanIndex
 from pipeline.extract.rules.temporal import TemporalMatch, find_temporals
@@ -48,6 +48,13 @@ PROCEDURE_HEADS = frozenset(
     intervention biopsy dialysis vaccination immunization radiotherapy chemotherapy irradiation
     """.split()  # noqa: SIM905
 )
+BEHAVIOUR_WORDS = word_set("smoking smoke smoked smoker smokers tobacco cigarette cigarettes cigar cigars expectancy")
+USED_SUBSTANCES = word_set("nicotine alcohol")
+USE_WORDS = word_set("use consumption intake drinking")
+NOT_BEHAVIOUR = word_set(
+    "cessation replacement therapy treatment abuse abuser dependence disorder disorders withdrawal disease"
+    " alcoholic related induced"
+)
 NOT_MEASUREMENT_AFTER = frozenset(["age", "aged", "old", "year", "years"])
 SEX_WORDS = frozenset(["female", "females", "male", "males", "woman", "women", "man", "men", "gender", "sex"])
 AGE_WORDS = frozenset(["age", "aged", "ages"])
@@ -56,9 +63,10 @@ LONE_MODIFIERS = frozenset(
     """
     chronic acute severe active mild moderate uncontrolled significant serious recent
     neurological neurologic renal hepatic cardiac cardiovascular pulmonary gastrointestinal psychiatric endocrine
-    metabolic hematologic hematological immunologic immunological respiratory
+    metabolic hematologic hematological immunologic immunological respiratory unit units
     """.split()  # noqa: SIM905
-)  # qualifiers and body-system adjectives: part of a name ('chronic kidney disease'), never one alone
+)  # qualifiers and body-system adjectives: part of a name ('chronic kidney disease'), never one alone; nor is
+# 'unit' ('intensive care unit' is a Visit, '6 Wood units' and '2 units of alcohol' are none)
 COORDINATION = re.compile(r"\s*(?:,\s*|/)?(?:(?:and/or|or|and)\s+)?")
 CONJUNCT_BEFORE = re.compile(  # a word, then a joining comma, slash or conjunction, at the end of the text searched
     r"(?<![\w-])([^\W\d_][^\W\d_-]+(?:-[^\W\d_]+)*)(?:\s*,)?(?:\s*/\s*|\s+(?:and/or|or|and)\s+|\s*,\s*)$"
@@ -180,13 +188,40 @@ def _score_bound(value: ValueMatch) -> bool:
     return value.comparator in (">=", "<=") and value.text[0].isdigit() and not value.is_duration
 
 
+def _names_a_person(words: list[Token]) -> bool:
+    """An age or sex word names the population, unless it is part of an eponym ('Child-Pugh', 'child-bearing')
+    or a modifier makes it a measure of something else ('gestational age', 'postnatal age')."""
+    for k, (_, end, norm) in enumerate(words):
+        if norm not in PERSON_WORDS:
+            continue
+        if k + 1 < len(words) and words[k + 1][2] == "-" and words[k + 1][0] == end:
+            continue
+        if norm in AGE_WORDS and k > 0 and words[k - 1][2] not in PERSON_WORDS:
+            continue
+        return True
+    return False
+
+
+def _behaviour(words: list[Token]) -> bool:
+    """Tobacco or alcohol use and life expectancy are Observations (GUIDELINE 3: 'smoking history',
+    'ex-smokers', alcohol use as behaviour, 'life expectancy'); its treatment or disorder is not
+    ('smoking cessation', 'alcohol abuse')."""
+    norms = {w[2] for w in words}
+    if norms & NOT_BEHAVIOUR:
+        return False
+    return bool(norms & BEHAVIOUR_WORDS) or bool(norms & USED_SUBSTANCES and norms & USE_WORDS)
+
+
 def _context_type(words: list[Token], typ: str, value: ValueMatch | None) -> str:
-    """Retype by context: age/sex words are Person; a test name followed by a threshold is a Measurement;
-    a span whose head (last word) names an intervention is a Procedure ('hormone therapy')."""
+    """Retype by context: age/sex words are Person; tobacco use and life expectancy are Observations; a test
+    name followed by a threshold is a Measurement; a span whose head (last word) names an intervention is a
+    Procedure ('hormone therapy')."""
     if words[-1][2] in PROCEDURE_HEADS and typ in ("Drug", "Condition"):
         return "Procedure"
-    if typ in ("Person", "Measurement", "Observation") and any(w[2] in PERSON_WORDS for w in words):
+    if typ in ("Person", "Measurement", "Observation") and _names_a_person(words):
         return "Person"
+    if typ != "Person" and _behaviour(words):
+        return "Observation"
     if value is not None and _qualifies(value) and typ in ("Procedure", "Observation"):
         return "Measurement"
     return typ
