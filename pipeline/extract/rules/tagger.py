@@ -499,11 +499,14 @@ def tagger_features(text: str, lexicon: Lexicon) -> tuple[list[Token], list[list
 def _merge_tagger(
     found: list[tuple[int, int, str]], candidates: list[tuple[int, int, str]], count: int
 ) -> list[tuple[int, int, str]]:
-    """The sequence tagger's spans, plus the lexicon's where the tagger found nothing."""
+    """The sequence tagger's spans, plus the lexicon's where the tagger found nothing. Not its Measurement
+    phrases: the tagger reads them as features, and on Chia cross-validation the ones it left out were more
+    often no Measurement (relaxed F1 of the type 0.730 with them, 0.747 without)."""
     taken = [False] * count
     for a, b, _ in found:
         taken[a:b] = [True] * (b - a)
-    return sorted(found + [span for span in candidates if not any(taken[span[0] : span[1]])])
+    filled = [span for span in candidates if span[2] != "Measurement" and not any(taken[span[0] : span[1]])]
+    return sorted(found + filled)
 
 
 def tag_text(text: str, lexicon: Lexicon, tagger: CrfTagger | None = None) -> list[Tagged]:

@@ -1,0 +1,70 @@
+"""Type decisions of the rules backend that follow GUIDELINE 3, each on registry text the lexicon was not
+learned from (HINT, ClinicalTrials.gov)."""
+
+from __future__ import annotations
+
+import pytest
+
+from pipeline.extract.rules import load_default_lexicon, load_default_tagger, tag_text
+from pipeline.extract.rules.tagger import _merge_tagger
+
+
+def _types(text: str) -> dict[str, str]:
+    """entity text -> type as the shipped backend tags it."""
+    return {t.text: t.type for t in tag_text(text, load_default_lexicon(), load_default_tagger())}
+
+
+@pytest.mark.parametrize(
+    ("text", "name"),
+    [
+        ("Child-Pugh class C cirrhosis.", "Child-Pugh"),  # hint/NCT00426829
+        ("Child-Pugh score of 7 or more", "Child-Pugh score"),
+        ("male term baby with gestational age of 37-43 weeks", "gestational age"),  # hint/NCT01434225
+    ],
+)
+def test_an_age_word_in_an_eponym_or_a_measured_age_makes_no_person(text: str, name: str) -> None:
+    """'Child' in 'Child-Pugh' names a surgeon, 'gestational age' is measured: neither restricts the population."""
+    assert _types(text).get(name) == "Measurement"
+
+
+def test_age_and_sex_words_still_make_persons() -> None:
+    assert _types("Male or female, aged 18-65 years") == {"Male": "Person", "female": "Person", "aged": "Person"}
+
+
+@pytest.mark.parametrize(
+    ("text", "name"),
+    [
+        ("heavy tobacco use, alcohol or drug abuse within", "tobacco use"),  # hint/NCT00608985
+        ("Has a history of regular use of tobacco products", "tobacco products"),  # hint/NCT00659191
+        ("Life expectancy: At least 3 months", "Life expectancy"),  # hint/NCT00003005
+    ],
+)
+def test_tobacco_use_and_life_expectancy_are_observations(text: str, name: str) -> None:
+    """GUIDELINE 3: smoking history and life expectancy are Observations, whatever the words around them."""
+    found = _types(text)
+    assert any(name in span and typ == "Observation" for span, typ in found.items()), found
+
+
+def test_tobacco_treatment_and_alcohol_abuse_stay_what_they_are() -> None:
+    found = _types("Nicotine replacement therapy; alcohol abuse")
+    assert found.get("alcohol abuse") == "Condition"
+    assert "Observation" not in found.values()
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "PVR ≥ 400 dynes.sec.cm-5 (5 Wood units)",  # hint/NCT02725372
+        "weekly consumption > 21 units of alcohol",  # hint/NCT00428415
+    ],
+)
+def test_a_unit_alone_is_no_care_setting(text: str) -> None:
+    assert "Visit" not in _types(text).values()
+
+
+def test_the_lexicon_fills_what_the_tagger_left_except_measurements() -> None:
+    """Where the tagger found nothing, lexicon spans are added, but not Measurement phrases: the tagger reads
+    them as features and on Chia cross-validation the ones it left were more often no Measurement."""
+    found = [(0, 1, "Drug")]
+    candidates = [(0, 2, "Drug"), (2, 3, "Condition"), (3, 4, "Measurement")]
+    assert _merge_tagger(found, candidates, 4) == [(0, 1, "Drug"), (2, 3, "Condition")]
