@@ -68,3 +68,33 @@ def test_the_lexicon_fills_what_the_tagger_left_except_measurements() -> None:
     found = [(0, 1, "Drug")]
     candidates = [(0, 2, "Drug"), (2, 3, "Condition"), (3, 4, "Measurement")]
     assert _merge_tagger(found, candidates, 4) == [(0, 1, "Drug"), (2, 3, "Condition")]
+
+
+@pytest.mark.parametrize(
+    ("text", "name", "typ"),
+    [
+        ("Able to read and speak English or Spanish", "speak English", "Observation"),  # hint/NCT00278434
+        ("total abstinence from sexual intercourse during the course", "sexual intercourse", "Observation"),  # NCT00316186
+        ("an expected survival of at least 3 months", "expected survival", "Observation"),  # hint/NCT00426127
+        ("treatment in an emergency room or urgent care setting", "emergency room", "Visit"),  # hint/NCT00621504
+        ("in the first 48 hours of the PICU admission; AND", "PICU", "Visit"),  # hint/NCT00395161
+        ("who is scheduled for in-patient hospitalization, in", "in-patient", "Visit"),  # hint/NCT00684866
+        ("will be studied at Childrens Hospital Los Angeles", "Childrens Hospital", "Visit"),  # hint/NCT01033227
+    ],
+)
+def test_language_behaviour_survival_and_care_settings_are_named_by_their_shape(text: str, name: str, typ: str) -> None:
+    """GUIDELINE 3: language, sexual behaviour and expected survival are Observations, care settings Visits,
+    found by the phrase's shape when the lexicon does not know it."""
+    found = _types(text)
+    assert any(name in span and found[span] == typ for span in found), found
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "New York Hospital Association (NYHA) class III or IV",  # hint/NCT00117351 (sic): a scale, not a place
+        "Pain in patients with diabetes",
+    ],
+)
+def test_no_care_setting_in_a_scale_name_or_in_patients(text: str) -> None:
+    assert "Visit" not in _types(text).values()
