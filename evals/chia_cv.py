@@ -109,15 +109,16 @@ def evaluate(
                 relaxed[typ] += count(g, p, relaxed=True)
             attachment(doc, gold, pred, attached)
             if dump is not None:
-                dump.write(json.dumps({"doc_id": doc.doc_id, "fold": i, "entities": [_as_dict(e) for e in pred]}) + "\n")
+                row = {"doc_id": doc.doc_id, "fold": i, "entities": [_as_dict(e) for e in pred]}
+                dump.write(json.dumps(row) + "\n")
         after = sum(relaxed.values(), Counts())
         fold_f1.append(Counts(after.tp - before.tp, after.fp - before.fp, after.fn - before.fn).f1)
     return strict, relaxed, attached, fold_f1
 
 
-def _as_dict(entity: object) -> dict:
+def _as_dict(entity: Entity) -> dict:
     """A prediction as plain JSON: type, span and (rules backend) its value and time window texts."""
-    row = {"type": str(getattr(entity, "type", "")), "start": entity.start, "end": entity.end, "text": entity.text}
+    row: dict = {"type": str(entity.type), "start": entity.start, "end": entity.end, "text": entity.text}
     for attr in ("value", "temporal"):
         span = getattr(entity, attr, None)
         if span is not None:

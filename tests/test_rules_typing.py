@@ -74,9 +74,10 @@ def test_the_lexicon_fills_what_the_tagger_left_except_measurements() -> None:
     ("text", "name", "typ"),
     [
         ("Able to read and speak English or Spanish", "speak English", "Observation"),  # hint/NCT00278434
-        ("total abstinence from sexual intercourse during the course", "sexual intercourse", "Observation"),  # NCT00316186
+        # hint/NCT00316186
+        ("total abstinence from sexual intercourse during the course", "sexual intercourse", "Observation"),
         ("an expected survival of at least 3 months", "expected survival", "Observation"),  # hint/NCT00426127
-        ("treatment in an emergency room or urgent care setting", "emergency room", "Visit"),  # hint/NCT00621504
+        ("treatment in an emergency room or urgent care setting", "emergency room", "Visit"),  # NCT00621504
         ("in the first 48 hours of the PICU admission; AND", "PICU", "Visit"),  # hint/NCT00395161
         ("who is scheduled for in-patient hospitalization, in", "in-patient", "Visit"),  # hint/NCT00684866
         ("will be studied at Childrens Hospital Los Angeles", "Childrens Hospital", "Visit"),  # hint/NCT01033227
