@@ -59,14 +59,19 @@ NOT_MEASUREMENT_AFTER = frozenset(["age", "aged", "old", "year", "years"])
 SEX_WORDS = frozenset(["female", "females", "male", "males", "woman", "women", "man", "men", "gender", "sex"])
 AGE_WORDS = frozenset(["age", "aged", "ages"])
 OLD = re.compile(r"(?:years?\s+)?old", re.IGNORECASE)
-LONE_MODIFIERS = frozenset(
+LONE_QUALIFIERS = frozenset(
     """
-    chronic acute severe active mild moderate uncontrolled significant serious recent
-    neurological neurologic renal hepatic cardiac cardiovascular pulmonary gastrointestinal psychiatric endocrine
-    metabolic hematologic hematological immunologic immunological respiratory unit units
+    chronic acute severe active mild moderate uncontrolled significant serious recent congenital acquired
+    hereditary unit units
     """.split()  # noqa: SIM905
-)  # qualifiers and body-system adjectives: part of a name ('chronic kidney disease'), never one alone; nor is
-# 'unit' ('intensive care unit' is a Visit, '6 Wood units' and '2 units of alcohol' are none)
+)  # severity, course and origin (Chia Qualifier): part of a name ('chronic kidney disease'), never one alone, nor
+# coordinated ('acute or chronic hepatitis'); nor is 'unit' ('6 Wood units' and '2 units of alcohol' are no Visit)
+LONE_MODIFIERS = LONE_QUALIFIERS | frozenset(
+    """
+    neurological neurologic renal hepatic cardiac cardiovascular pulmonary gastrointestinal psychiatric endocrine
+    metabolic hematologic hematological immunologic immunological respiratory
+    """.split()  # noqa: SIM905
+)  # and body-system adjectives, kept only when coordinated ('renal or hepatic disease': Chia's 'renal ... disease')
 COORDINATION = re.compile(r"\s*(?:,\s*|/)?(?:(?:and/or|or|and)\s+)?")
 CONJUNCT_BEFORE = re.compile(  # a word, then a joining comma, slash or conjunction, at the end of the text searched
     r"(?<![\w-])([^\W\d_][^\W\d_-]+(?:-[^\W\d_]+)*)(?:\s*,)?(?:\s*/\s*|\s+(?:and/or|or|and)\s+|\s*,\s*)$"
@@ -290,7 +295,8 @@ def _drop_non_entities(text: str, spans: list[tuple[int, int, str]]) -> list[tup
     for n, (start, end, typ) in enumerate(spans):
         words = text[start:end]
         coordinated = n + 1 < len(spans) and COORDINATION.fullmatch(text, end, spans[n + 1][0])
-        if (words.lower() in LONE_MODIFIERS and not coordinated) or ADVERB.fullmatch(words):
+        lone = words.lower()
+        if (lone in LONE_MODIFIERS and not coordinated) or lone in LONE_QUALIFIERS or ADVERB.fullmatch(words):
             continue
         if typ == "Person" and OLD.fullmatch(words) and _after_age_word(text, kept, start):
             continue
