@@ -99,3 +99,10 @@ def test_language_behaviour_survival_and_care_settings_are_named_by_their_shape(
 )
 def test_no_care_setting_in_a_scale_name_or_in_patients(text: str) -> None:
     assert "Visit" not in _types(text).values()
+
+
+def test_a_coordinated_qualifier_is_no_entity_but_a_coordinated_body_system_is() -> None:
+    """'acute or chronic hepatitis': 'acute' grades the disease (Chia Qualifier); 'renal or hepatic disease':
+    'renal' starts Chia's discontinuous 'renal ... disease'."""
+    assert "acute" not in _types("Subjects with acute or chronic hepatitis")
+    assert "renal" in _types("History of renal or hepatic disease")
