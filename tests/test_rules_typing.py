@@ -106,3 +106,20 @@ def test_a_coordinated_qualifier_is_no_entity_but_a_coordinated_body_system_is()
     'renal' starts Chia's discontinuous 'renal ... disease'."""
     assert "acute" not in _types("Subjects with acute or chronic hepatitis")
     assert "renal" in _types("History of renal or hepatic disease")
+
+
+@pytest.mark.parametrize(
+    ("text", "name"),
+    [
+        ("HIV positive", "HIV"),  # hint/NCT00074165: the result is the value, not part of the name
+        ("Subject is known to be positive for HIV.", "HIV"),  # hint/NCT00485719
+    ],
+)
+def test_a_name_beside_a_qualitative_result_is_the_test(text: str, name: str) -> None:
+    """GUIDELINE 3: 'positive for PPD' -> Measurement 'PPD' with the value 'positive'."""
+    (found,) = [t for t in tag_text(text, load_default_lexicon(), load_default_tagger()) if t.text == name]
+    assert found.type == "Measurement" and found.value is not None and found.value.text == "positive"
+
+
+def test_a_disease_named_without_a_result_stays_a_condition() -> None:
+    assert _types("Known HIV infection") == {"HIV infection": "Condition"}

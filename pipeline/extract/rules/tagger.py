@@ -505,8 +505,35 @@ def _typed_spans(
         if in_window and any(t.start <= start and end <= t.end for t in in_window.near(start, start)):
             continue
         value = _value_after(end, text, after) if values else None
-        spans.append((start, end, _context_type(tokens[a:b], typ, value)))
+        typ = _context_type(tokens[a:b], typ, value)
+        if typ in ("Condition", "Procedure") and values and (tested := _tested(start, end, text, after)):
+            typ, (start, end) = "Measurement", tested
+        spans.append((start, end, typ))
     return spans
+
+
+RESULT_BEFORE_NAME = re.compile(r"\s+(?:for|to)\s+")
+RESULT_AFTER_NAME = re.compile(r"[\s(-]{0,3}")
+
+
+def _tested(start: int, end: int, text: str, values: SpanIndex[ValueMatch]) -> tuple[int, int] | None:
+    """The name's span when a qualitative result stands right beside it ('HIV positive', 'positive for HBsAg'),
+    else None: the name is then the test, a Measurement (GUIDELINE 3: 'positive for PPD' -> Measurement
+    'PPD'; Chia types 38 of 46 names so placed Measurement), and a result the span swallowed is its value,
+    not part of the name."""
+    for value in values.near(start - 12, end + 4):
+        if value.comparator is not None or value.unit is not None or not value.text[-1].isalpha():
+            continue
+        before = RESULT_BEFORE_NAME.match(text, value.end, end)
+        if value.start >= end and RESULT_AFTER_NAME.fullmatch(text, end, value.start):
+            return start, end
+        if value.end <= start and RESULT_BEFORE_NAME.fullmatch(text, value.end, start):
+            return start, end
+        if start < value.start and value.end == end and (name := text[start : value.start].rstrip(" (-")):
+            return start, start + len(name)  # 'HIV positive'
+        if value.start == start and before is not None and before.end() < end:
+            return before.end(), end  # 'positive for HIV'
+    return None
 
 
 def _covered(tokens: list[Token], spans: list[ValueMatch] | list[TemporalMatch]) -> list[bool]:
