@@ -6,7 +6,8 @@ from __future__ import annotations
 import pytest
 
 from pipeline.extract.rules import load_default_lexicon, load_default_tagger, tag_text
-from pipeline.extract.rules.tagger import _merge_tagger
+from pipeline.extract.rules.lexicon import tokenize
+from pipeline.extract.rules.tagger import _context_type, _merge_tagger
 
 
 def _types(text: str) -> dict[str, str]:
@@ -123,3 +124,12 @@ def test_a_name_beside_a_qualitative_result_is_the_test(text: str, name: str) ->
 
 def test_a_disease_named_without_a_result_stays_a_condition() -> None:
     assert _types("Known HIV infection") == {"HIV infection": "Condition"}
+
+
+@pytest.mark.parametrize("name", ["cardiac stent", "joint prosthesis", "implantable cardioverter defibrillator"])
+def test_a_name_whose_head_is_a_device_is_a_device_whatever_the_lexicon_typed(name: str) -> None:
+    """GUIDELINE 3: implanted or used devices; on Chia CV the lexicon and tagger typed these Condition or
+    Procedure ('cardiac stent', 'joint prosthesis'), as the head decides 'renal biopsy' is a Procedure."""
+    for typed in ("Condition", "Procedure", "Drug"):
+        assert _context_type(tokenize(name), typed, None) == "Device"
+    assert _context_type(tokenize("stent thrombosis"), "Condition", None) == "Condition"

@@ -55,6 +55,10 @@ NOT_BEHAVIOUR = word_set(
     "cessation replacement therapy treatment abuse abuser dependence disorder disorders withdrawal disease"
     " alcoholic related induced"
 )
+DEVICE_HEADS = word_set(  # GUIDELINE 3: implanted or used devices ('cardiac stent', 'joint prosthesis')
+    "device devices stent stents catheter catheters pacemaker pacemakers defibrillator defibrillators prosthesis"
+    " prostheses implant implants electrode electrodes iud iuds"
+)
 NOT_MEASUREMENT_AFTER = frozenset(["age", "aged", "old", "year", "years"])
 SEX_WORDS = frozenset(["female", "females", "male", "males", "woman", "women", "man", "men", "gender", "sex"])
 AGE_WORDS = frozenset(["age", "aged", "ages"])
@@ -220,9 +224,11 @@ def _behaviour(words: list[Token]) -> bool:
 def _context_type(words: list[Token], typ: str, value: ValueMatch | None) -> str:
     """Retype by context: age/sex words are Person; tobacco use and life expectancy are Observations; a test
     name followed by a threshold is a Measurement; a span whose head (last word) names an intervention is a
-    Procedure ('hormone therapy')."""
+    Procedure ('hormone therapy'), one whose head names a device a Device ('cardiac stent')."""
     if words[-1][2] in PROCEDURE_HEADS and typ in ("Drug", "Condition"):
         return "Procedure"
+    if words[-1][2] in DEVICE_HEADS and typ in ("Drug", "Condition", "Procedure"):
+        return "Device"
     if typ in ("Person", "Measurement", "Observation") and _names_a_person(words):
         return "Person"
     if typ != "Person" and _behaviour(words):
