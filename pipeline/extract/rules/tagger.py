@@ -6,10 +6,13 @@ Steps, each a small function:
    suffix morphology for words never seen in training ("-itis" Condition, "-ectomy" Procedure, "-mab" Drug);
    adjacent words join into one span unless two lexicon phrases of different types meet, and the last
    word (the head) decides the type: "renal biopsy" is a Procedure;
-3. context rules: age/sex words are a Person; a Procedure/Observation name followed by a threshold is a
-   Measurement; an intervention head ("therapy", "surgery") makes a Procedure; a threshold right after
-   unknown words makes them a Measurement ("IgG<4g/L"); an age phrase with no age word is itself the
-   Person ("18 to 75 years old"); nothing inside a numeric time window is an entity;
+3. context rules: age/sex words are a Person (not in an eponym, 'Child-Pugh'); tobacco use and life
+   expectancy are Observations; a Procedure/Observation name followed by a threshold, or a name beside a
+   qualitative result ("HIV positive"), is a Measurement; an intervention head ("therapy", "surgery") makes
+   a Procedure, a device head ("stent") a Device; a threshold right after unknown words makes them a
+   Measurement ("IgG<4g/L"); an age phrase with no age word is itself the Person ("18 to 75 years old");
+   phrases of a known shape name their type (language ability, care settings: `PATTERN_ENTITIES`);
+   nothing inside a numeric time window is an entity;
 4. attachments (evals/GUIDELINE.md sections 5-7): the nearest value in the clause goes to a Measurement,
    Person or Observation (qualitative results to Measurements only, doses to Drugs); a time window with a
    length anywhere in the clause, else the nearest bare cue ("History of"); negation scopes set `negated`.
