@@ -1,6 +1,6 @@
 """Cross-validated score of the rules tagger on chia-dev, with the naive gazetteer as baseline.
 
-    python evals/chia_cv.py [../shared/data/chia-dev] [--folds 5]
+    python evals/chia_cv.py [../shared/data/chia-dev] [--folds 5] [--system rules --predictions FILE.jsonl]
 
 Trials (not files: a trial's inclusion and exclusion texts stay together) are split into 5 folds.
 Each fold learns a lexicon on the other 4/5 and tags the held-out 1/5 the way `trialstruct run` and
@@ -14,6 +14,9 @@ micro-F1 of each held-out fold with their mean, for:
   way as build_lexicon);
 - rules: the rules backend as shipped: lexicon plus the sequence tagger, trained inside the fold the same
   way as train_tagger (needs python-crfsuite: pip install -e ".[train]").
+`--predictions` writes every held-out document's predicted entities (type, offsets, text, value and time
+window spans) as one JSON line, for error analysis against the `.ann` files; each was made by a lexicon
+and tagger that never saw the document.
 Value/temporal attachment: among relaxed-matched gold entities that Chia links to a Value
 (Has_value) or Temporal (Has_temporal), the share whose predicted value/temporal overlaps that span.
 """
