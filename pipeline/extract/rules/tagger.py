@@ -54,6 +54,7 @@ PROCEDURE_HEADS = frozenset(
 BEHAVIOUR_WORDS = word_set("smoking smoke smoked smoker smokers tobacco cigarette cigarettes cigar cigars expectancy")
 USED_SUBSTANCES = word_set("nicotine alcohol")
 USE_WORDS = word_set("use consumption intake drinking")
+BEHAVIOUR_CUES = BEHAVIOUR_WORDS | USED_SUBSTANCES
 NOT_BEHAVIOUR = word_set(
     "cessation replacement therapy treatment abuse abuser dependence disorder disorders withdrawal disease"
     " alcoholic related induced"
@@ -218,10 +219,10 @@ def _behaviour(words: list[Token]) -> bool:
     """Tobacco or alcohol use and life expectancy are Observations (GUIDELINE 3: 'smoking history',
     'ex-smokers', alcohol use as behaviour, 'life expectancy'); its treatment or disorder is not
     ('smoking cessation', 'alcohol abuse')."""
-    norms = {w[2] for w in words}
-    if norms & NOT_BEHAVIOUR:
+    if not any(w[2] in BEHAVIOUR_CUES for w in words):
         return False
-    return bool(norms & BEHAVIOUR_WORDS) or bool(norms & USED_SUBSTANCES and norms & USE_WORDS)
+    norms = {w[2] for w in words}
+    return not norms & NOT_BEHAVIOUR and bool(norms & BEHAVIOUR_WORDS or norms & USE_WORDS)
 
 
 def _context_type(words: list[Token], typ: str, value: ValueMatch | None) -> str:
@@ -468,8 +469,13 @@ PATTERN_ENTITIES = (  # GUIDELINE 3: life expectancy, behaviour and language are
 )  # fmt: skip
 
 
+PATTERN_WORDS = frozenset().union(*(named.words for named in PATTERN_ENTITIES))
+
+
 def _pattern_entities(prepared: PreparedText, spans: list[tuple[int, int, str]]) -> list[tuple[int, int, str]]:
     """Spans with each `PATTERN_ENTITIES` match as its type: a span it overlaps of another type gives way."""
+    if prepared.words.isdisjoint(PATTERN_WORDS):
+        return spans
     found = []
     for named in PATTERN_ENTITIES:
         if named.words & prepared.words:
