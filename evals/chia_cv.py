@@ -1,6 +1,6 @@
 """Cross-validated score of the rules tagger on chia-dev, with the naive gazetteer as baseline.
 
-    python evals/chia_cv.py [../shared/data/chia-dev] [--folds 5]
+    python evals/chia_cv.py [../shared/data/chia-dev] [--folds 5] [--system rules --predictions FILE.jsonl]
 
 Trials (not files: a trial's inclusion and exclusion texts stay together) are split into 5 folds.
 Each fold learns a lexicon on the other 4/5 and tags the held-out 1/5 the way `trialstruct run` and
@@ -14,6 +14,9 @@ micro-F1 of each held-out fold with their mean, for:
   way as build_lexicon);
 - rules: the rules backend as shipped: lexicon plus the sequence tagger, trained inside the fold the same
   way as train_tagger (needs python-crfsuite: pip install -e ".[train]").
+`--predictions` writes every held-out document's predicted entities (type, offsets, text, value and time
+window spans) as one JSON line, for error analysis against the `.ann` files; each was made by a lexicon
+and tagger that never saw the document.
 Value/temporal attachment: among relaxed-matched gold entities that Chia links to a Value
 (Has_value) or Temporal (Has_temporal), the share whose predicted value/temporal overlaps that span.
 """
@@ -21,11 +24,13 @@ Value/temporal attachment: among relaxed-matched gold entities that Chia links t
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from collections import defaultdict
 from pathlib import Path
 from statistics import mean, pstdev
+from typing import TextIO
 
 from pipeline.chia import DOMAIN_TYPES, ChiaDocument, read_chia_dir
 from pipeline.config import RunConfig
@@ -79,8 +84,13 @@ def predict(directory: Path, doc: ChiaDocument, lexicon: Lexicon, tagger: CrfTag
     return backend.extract(segment(document)).record.entities()
 
 
-def evaluate(directory: Path, folds: list[list[ChiaDocument]], system: str) -> tuple[dict, dict, dict, list[float]]:
-    """Counts summed over folds (strict, relaxed, attachments) and the relaxed micro-F1 of each fold."""
+def evaluate(
+    directory: Path, folds: list[list[ChiaDocument]], system: str, dump: TextIO | None = None
+) -> tuple[dict, dict, dict, list[float]]:
+    """Counts summed over folds (strict, relaxed, attachments) and the relaxed micro-F1 of each fold.
+
+    With `dump`, each held-out document's predictions are written to it as one JSON line (for error
+    analysis: every prediction there was made by a model that never saw the document)."""
     strict: dict[str, Counts] = defaultdict(Counts)
     relaxed: dict[str, Counts] = defaultdict(Counts)
     attached: dict[str, list[int]] = {"value": [0, 0], "temporal": [0, 0]}
@@ -101,9 +111,22 @@ def evaluate(directory: Path, folds: list[list[ChiaDocument]], system: str) -> t
                 strict[typ] += count(g, p, relaxed=False)
                 relaxed[typ] += count(g, p, relaxed=True)
             attachment(doc, gold, pred, attached)
+            if dump is not None:
+                row = {"doc_id": doc.doc_id, "fold": i, "entities": [_as_dict(e) for e in pred]}
+                dump.write(json.dumps(row) + "\n")
         after = sum(relaxed.values(), Counts())
         fold_f1.append(Counts(after.tp - before.tp, after.fp - before.fp, after.fn - before.fn).f1)
     return strict, relaxed, attached, fold_f1
+
+
+def _as_dict(entity: Entity) -> dict:
+    """A prediction as plain JSON: type, span and (rules backend) its value and time window texts."""
+    row: dict = {"type": str(entity.type), "start": entity.start, "end": entity.end, "text": entity.text}
+    for attr in ("value", "temporal"):
+        span = getattr(entity, attr, None)
+        if span is not None:
+            row[attr] = [span.start, span.end, span.text]
+    return row
 
 
 VOCABULARY: dict[str, str] = {}
@@ -150,10 +173,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--hint", type=Path, default=DEFAULT_DIR.parent / "hint" / "hint-trials.jsonl")
     parser.add_argument("--folds", type=int, default=5)
     parser.add_argument("--system", choices=(*SYSTEMS, "all"), default="all")
+    parser.add_argument("--predictions", type=Path, help="write each held-out document's predictions here (JSONL)")
     args = parser.parse_args(argv)
     if not args.chia_dir.is_dir():
         print(f"chia_cv: {args.chia_dir} not found (need the chia-dev folder of ../shared/data)", file=sys.stderr)
         return 2
+    if args.predictions and args.system == "all":
+        parser.error("--predictions needs one --system")
     if args.hint.is_file():
         VOCABULARY.update(hint_vocabulary(args.hint))
     docs = read_chia_dir(args.chia_dir)
@@ -161,7 +187,11 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{len(docs)} documents, {len({d.nct_id for d in docs})} trials, {args.folds} folds split by trial")
     for system in SYSTEMS if args.system == "all" else (args.system,):
         started = time.perf_counter()
-        print_table(system, *evaluate(args.chia_dir, folds, system))
+        if args.predictions:
+            with args.predictions.open("w", encoding="utf-8") as dump:
+                print_table(system, *evaluate(args.chia_dir, folds, system, dump))
+        else:
+            print_table(system, *evaluate(args.chia_dir, folds, system))
         print(f"\n({system}: {time.perf_counter() - started:.1f}s)")
     return 0
 
