@@ -28,8 +28,9 @@ from itertools import pairwise
 from typing import Any
 
 from pipeline.extract.rules.crf import CrfTagger, bio_labels, sequence_features
-from pipeline.extract.rules.lexicon import STOPWORDS, Lexicon, PreparedText, Token, starts_word, tokenize, word_set
+from pipeline.extract.rules.lexicon import STOPWORDS, Lexicon, PreparedText, Token, tokenize, word_set
 from pipeline.extract.rules.negation import find_negations, is_negated
+from pipeline.extract.rules.patterns import pattern_entities
 from pipeline.extract.rules.spans import SpanIndex
 from pipeline.extract.rules.temporal import TemporalMatch, find_temporals
 from pipeline.extract.rules.values import DOSE_UNITS, ValueMatch, find_values
@@ -436,59 +437,6 @@ def _age_phrases(spans: list[tuple[int, int, str]], values: list[ValueMatch]) ->
     return added
 
 
-@dataclass(frozen=True)
-class NamedPattern:
-    """A phrase shape that names one entity type whatever the lexicon says, tried only when one of its
-    `words` (normalised) is in the text."""
-
-    type: str
-    words: frozenset[str]
-    pattern: re.Pattern
-
-
-LANGUAGES = "english french spanish finnish swedish danish german dutch italian chinese portuguese hebrew arabic"
-PATTERN_ENTITIES = (  # GUIDELINE 3: life expectancy, behaviour and language are Observations, care settings Visits
-    NamedPattern("Observation", word_set(f"{LANGUAGES} literate illiterate"), re.compile(
-        rf"(?:non[- ]?\s?)?(?:{LANGUAGES.replace(' ', '|')})(?:[- ]speaking|[- ]speakers?| language| literacy)\b"
-        rf"|speak(?:,? and understand|,? and read| and write)? (?:{LANGUAGES.replace(' ', '|')})\b|(?:il)?literate\b",
-        re.IGNORECASE)),
-    NamedPattern("Observation", word_set("sexually sexual sex"), re.compile(
-        r"sexually active\b|sexual (?:activity|intercourse|partners?|behaviou?rs?)\b"
-        r"|(?:unprotected|condomless) (?:sex|intercourse)\b", re.IGNORECASE)),
-    NamedPattern("Observation", word_set("lifespan life expectancy survival"), re.compile(
-        r"(?:(?:expected|anticipated|estimated|projected) )?(?:life[- ]?span|life-expectancy)\b"
-        r"|(?:expected|anticipated|estimated|projected) survival\b", re.IGNORECASE)),
-    NamedPattern("Visit", word_set("inpatient inpatients outpatient outpatients in out"), re.compile(
-        r"(?:in-|out-?\s?)patients?(?: (?:departments?|clinics?|settings?))?\b|inpatients?\b", re.IGNORECASE)),
-    NamedPattern("Visit", word_set("intensive critical icu icus nicu picu micu sicu pacu emergency"), re.compile(
-        r"(?:(?:pediatric|paediatric|neonatal|newborn|cardiac|surgical|medical|cardiothoracic|neuro-?) )?"
-        r"(?:intensive|critical) care(?: units?)?\b|[PNMS]?ICUs?\b|PACU\b"
-        r"|emergency (?:department|room|unit|setting)s?\b", re.IGNORECASE)),
-    NamedPattern("Visit", word_set("hospital"), re.compile(
-        r"(?:[A-Z][\w'.]*\s)+(?:General |Children's |University )?Hospital\b(?! Association)")),
-)  # fmt: skip
-
-
-PATTERN_WORDS = frozenset().union(*(named.words for named in PATTERN_ENTITIES))
-
-
-def _pattern_entities(prepared: PreparedText, spans: list[tuple[int, int, str]]) -> list[tuple[int, int, str]]:
-    """Spans with each `PATTERN_ENTITIES` match as its type: a span it overlaps of another type gives way."""
-    if prepared.words.isdisjoint(PATTERN_WORDS):
-        return spans
-    found = []
-    for named in PATTERN_ENTITIES:
-        if named.words & prepared.words:
-            found += [(m.start(), m.end(), named.type) for m in named.pattern.finditer(prepared.text)
-                      if starts_word(prepared.lowered, m.start())]
-    if not found:
-        return spans
-    kept = [span for span in spans if not any(
-        s < span[1] and span[0] < e and typ != span[2] for s, e, typ in found)]
-    new = [match for match in found if not any(s < match[1] and match[0] < e for s, e, _ in kept)]
-    return sorted(kept + new)
-
-
 def gazetteer_matches(text: str, lexicon: Lexicon) -> list[Tagged]:
     """Phrase lookup alone (the naive baseline of evals/chia_cv.py): no heads, context or attachments."""
     tokens = tokenize(text)
@@ -645,7 +593,7 @@ def _entities_of(reading: _Reading) -> list[Tagged]:
     prepared, values, temporals = reading.prepared, reading.values, reading.temporals
     text, tokens = prepared.text, prepared.tokens
     spans = _drop_non_entities(text, _typed_spans(text, tokens, reading.candidates, values, temporals))
-    spans = _pattern_entities(prepared, _without_abbreviations(text, spans))
+    spans = pattern_entities(prepared, _without_abbreviations(text, spans))
     taken = [(t.start, t.end) for t in temporals] + [(v.start, v.end) for v in values]
     spans += _elliptical_conjuncts(text, spans, taken)
     if values:
