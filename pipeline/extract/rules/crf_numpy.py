@@ -1,8 +1,9 @@
 """The sequence tagger's arithmetic over arrays (numpy, the `fast` extra): the same sums and the same search
-as crf.py's pure-Python `CrfTagger.emissions` and `Decoder`, giving the same labels, about 3x faster.
+as crf.py's pure-Python `CrfTagger.emissions` and `Decoder`, giving the same labels, about 2x faster
+(extraction as a whole 1.5-1.6x: `benchmarks/bench_rules.py`).
 
 Python pays per token and per label; numpy pays per call. So emissions are one gather-and-add per slot
-over a whole criterion, and the Viterbi search steps through the criteria of a document side by side:
+over all the criteria of a document, and the Viterbi search steps through the criteria of a document side by side:
 one array step per token position for all of them, instead of one Python step per token and label.
 Every score is the same float sum, added in the same order, as the pure-Python code computes (adding a
 zero row changes no float), and every argmax takes the first, lowest label on ties, as `Decoder` does.
