@@ -189,7 +189,7 @@ def test_export_import_into_an_empty_cache_then_offline_replay(tmp_path: Path) -
         assert fresh.count() == 4
 
 
-@pytest.mark.parametrize("delay", [0.8, 1.6])
+@pytest.mark.parametrize("delay", [0.8, pytest.param(1.6, marks=pytest.mark.slow)])
 def test_sigkill_during_a_model_run_then_resume(tmp_path: Path, delay: float) -> None:
     names = [f"doc{n:02d}" for n in range(24)]
     inputs = tmp_path / "in"

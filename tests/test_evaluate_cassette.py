@@ -59,6 +59,7 @@ def test_record_writes_entries_and_their_prompt_identity(workspace):
     assert run  # the options used
 
 
+@pytest.mark.slow  # several seconds of real subprocess runs; CI runs the slow set
 def test_prompt_edit_makes_the_gate_say_stale_and_its_command_re_records(workspace):
     root, env = workspace["root"], workspace["env"]
     with PromptScriptedServer() as server:
@@ -94,6 +95,7 @@ def test_prompt_edit_makes_the_gate_say_stale_and_its_command_re_records(workspa
     assert "gate passed" in replayed.stdout
 
 
+@pytest.mark.slow  # several seconds of real subprocess runs; CI runs the slow set
 def test_requests_changed_without_a_prompt_change_is_called_incomplete(workspace):
     root, env = workspace["root"], workspace["env"]
     with PromptScriptedServer() as server:

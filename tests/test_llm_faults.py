@@ -279,6 +279,7 @@ def test_timeout_bounds_a_whole_request_even_when_the_server_trickles(tmp_path: 
     assert entity_texts(records(tmp_path / "out")["uniform"]) == ["uveitis"]
 
 
+@pytest.mark.slow  # several seconds of real subprocess runs; CI runs the slow set
 def test_a_document_deadline_stops_retries(tmp_path: Path) -> None:
     (tmp_path / "victor.txt").write_text("Inclusion Criteria:\n1. Diagnosis of victor vertigo\n", encoding="utf-8")
     with FaultServer({"victor": [error(503)] * 20}) as server:
