@@ -138,7 +138,7 @@ BEAM = 10.0  # labels scoring further below a token's best are not searched: on 
 
 @dataclass
 class CrfModel:
-    """State weights by feature string, transition weights by label pair; Viterbi decoding."""
+    """State weights by feature string, transition weights by label pair (decoding: `Decoder`, `CrfTagger`)."""
 
     state: dict[str, Vector] = field(default_factory=dict)
     transitions: list[list[float]] = field(default_factory=lambda: [[0.0] * len(LABELS) for _ in LABELS])
@@ -170,18 +170,6 @@ class CrfModel:
             lines += [f"state\t{feature}\t{LABELS[label]}\t{weight}" for label, weight in pairs]
         path.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
-    def emissions(self, features: list[list[str]]) -> list[list[float]]:
-        """Each token's score for each label: the sum of its features' weights."""
-        rows = []
-        width = len(LABELS)
-        for token_features in features:
-            row = [0.0] * width
-            for feature in token_features:
-                for label, weight in self.state.get(feature, ()):
-                    row[label] += weight
-            rows.append(row)
-        return rows
-
     def row(self, features: list[str]) -> Row | None:
         """The summed weights of `features` per label; None when all are zero (most context words)."""
         row = [0.0] * len(LABELS)
@@ -189,11 +177,6 @@ class CrfModel:
             for label, weight in self.state.get(feature, ()):
                 row[label] += weight
         return row if any(row) else None
-
-    def labels(self, features: list[list[str]]) -> list[str]:
-        """The best labels for tokens given as feature strings (slow; the form training uses)."""
-        zero = [0.0] * len(LABELS)
-        return [LABELS[y] for y in viterbi([self.row(f) or zero for f in features], self.transitions)]
 
 
 class Decoder:
