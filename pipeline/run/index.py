@@ -154,7 +154,6 @@ class Done:
                         self.in_records])  # fmt: skip
 
 
-
 class DoneTable:
     """Finished documents by key (the journal's entries); the first entry for a key wins."""
 

@@ -304,7 +304,7 @@ class Runner:
             documents += planned.failure is None
             yield planned
 
-    def executor(self) -> tuple[Executor, int, Callable[[list[Planned]], list[Outcome]], int]:
+    def executor(self) -> Tasks:
         """The pool, how many tasks to keep in flight, the task to give it, and how many documents
         make one task.
 
@@ -318,26 +318,26 @@ class Runner:
             workers = self.config.workers or usable_cores()
             if workers == 1:
                 inline = partial(process_within, backend=self.backend, seconds=self.config.document_timeout)
-                return InlineExecutor(), 1, partial(process_each, task=inline), 1
+                return Tasks(InlineExecutor(), 1, partial(process_each, task=inline), 1)
             pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"),
                                        initializer=_start_worker, initargs=(self.backend, self.config.document_timeout))
-            return pool, 2 * workers, partial(process_each, task=_process_in_worker), CHUNK
+            return Tasks(pool, 2 * workers, partial(process_each, task=_process_in_worker), CHUNK)
         width = max(1, self.config.concurrency)
         threads = ThreadPoolExecutor(width, thread_name_prefix="extract")
-        return threads, width, partial(process_each, task=partial(process, backend=self.backend)), 1
+        return Tasks(threads, width, partial(process_each, task=partial(process, backend=self.backend)), 1)
 
     def extract_all(self, stream: Iterator[Planned], journal: Journal) -> None:
         """Process the planned inputs in order of arrival, noting each in the run's index (the
         outputs are assembled from it in input order)."""
-        pool, width, task, chunk_size = self.executor()
+        tasks = self.executor()
         try:
             with stop_on_signals() as stop, RunProgress(self.show_progress) as bar:
-                self.feed(stream, Tasks(pool, width, task, chunk_size), journal, stop, bar)
+                self.feed(stream, tasks, journal, stop, bar)
                 self.result.interrupted_by = stop.signal
         except BaseException:  # a second Ctrl-C, a full disk: leave the documents in flight behind
-            pool.shutdown(wait=False, cancel_futures=True)
+            tasks.pool.shutdown(wait=False, cancel_futures=True)
             raise
-        pool.shutdown()
+        tasks.pool.shutdown()
 
     def feed(self, stream: Iterator[Planned], tasks: Tasks, journal: Journal, stop: Stop, bar: RunProgress) -> None:
         """Keep `tasks.width` chunks of documents in flight, within the rate limits, until the inputs
