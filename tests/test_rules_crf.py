@@ -155,6 +155,22 @@ def test_the_tagger_recognises_names_the_lexicon_never_saw(text: str, entity: tu
     assert entity in _entities(text, with_tagger=True)
 
 
+@pytest.mark.parametrize(
+    ("text", "names"),
+    [  # drugs approved after Chia's trials (2018), by the WHO INN stem they carry
+        ("Treated with efgartigimod or rozanolixizumab", ["efgartigimod", "rozanolixizumab"]),
+        ("Prior treatment with siponimod", ["siponimod"]),
+        ("Treated with risdiplam or nusinersen", ["risdiplam", "nusinersen"]),
+        ("Received CAR T-cell therapy with tisagenlecleucel", ["tisagenlecleucel"]),
+    ],
+)
+def test_drugs_named_after_the_corpus_are_drugs_by_their_stem(text: str, names: list[str]) -> None:
+    lexicon = load_default_lexicon()
+    assert not any(name in table for name in names for table in (lexicon.phrases, lexicon.heads, lexicon.plain))
+    found = _entities(text, with_tagger=True)
+    assert [name for name in names if (name, "Drug") in found] == names
+
+
 def test_a_named_scale_with_its_abbreviation_is_one_measurement_carrying_the_value() -> None:
     text = "Eastern Cooperative Oncology Group (ECOG) performance status of 0-2"
     (found,) = tag_text(text, load_default_lexicon(), load_default_tagger())

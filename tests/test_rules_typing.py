@@ -68,7 +68,14 @@ def test_the_lexicon_fills_what_the_tagger_left_except_measurements() -> None:
     them as features and on Chia cross-validation the ones it left were more often no Measurement."""
     found = [(0, 1, "Drug")]
     candidates = [(0, 2, "Drug"), (2, 3, "Condition"), (3, 4, "Measurement")]
-    assert _merge_tagger(found, candidates, 4) == [(0, 1, "Drug"), (2, 3, "Condition")]
+    tokens = tokenize("aspirin daily diabetes HbA1c")
+    assert _merge_tagger(found, candidates, tokens) == [(0, 1, "Drug"), (2, 3, "Condition")]
+
+
+def test_a_tagger_name_loses_the_function_words_it_ends_in() -> None:
+    tokens = tokenize("body mass index of and obesity")
+    assert _merge_tagger([(0, 5, "Measurement")], [], tokens) == [(0, 3, "Measurement")]
+    assert _merge_tagger([(3, 5, "Condition")], [(5, 6, "Condition")], tokens) == [(5, 6, "Condition")]
 
 
 @pytest.mark.parametrize(
