@@ -58,9 +58,13 @@ class BatchDecoder:
 
     def __init__(self, transitions: list[list[float]], inside: list[bool], begins: list[int], beam: float) -> None:
         self.transitions = np.array(transitions)
-        self.inside = np.array(inside)
-        self.begins = np.array(begins)
+        self.into = np.ascontiguousarray(self.transitions.T)  # into[y, x]: the transition from x into y
         self.beam = beam
+        # continues[x, y]: label y is an I- label and x is its B- or itself (a name open at x goes on in y)
+        labels = np.arange(len(inside))
+        self.continues = np.zeros((len(inside), len(inside)), dtype=bool)
+        for y in labels[np.array(inside, dtype=bool)]:
+            self.continues[[begins[y], y], y] = True
 
     def decode_many(self, sequences: Sequence[np.ndarray]) -> list[list[int]]:
         """The best label index per token of each sequence (an array of scores, tokens x labels)."""
@@ -74,30 +78,27 @@ class BatchDecoder:
             rows[: lengths[column], column] = sequences[i]
         descending = -np.array(lengths)
         active = np.searchsorted(descending, -np.arange(lengths[0]), side="left").tolist()  # sequences longer than t
-        scores = np.where(self._lattice(rows[0], None), rows[0], -np.inf)
-        back = self._forward(rows, active, scores)
+        in_beam = rows >= (rows.max(axis=2) - self.beam)[:, :, None]
+        scores = np.where(in_beam[0], rows[0], -np.inf)
+        back = self._forward(rows, in_beam, active, scores)
         for i, path in zip(order, self._backtrack(back, active, scores).T, strict=True):
             paths[i] = path[: len(sequences[i])].tolist()
         return paths
 
-    def _lattice(self, row: np.ndarray, previous: np.ndarray | None) -> np.ndarray:
-        """Which labels of each sequence's token are searched: within the beam of its best, or an I- label
-        whose B- or I- was searched at the token before."""
-        keep = row >= (row.max(axis=1) - self.beam)[:, None]
-        if previous is not None:
-            searched = previous > -np.inf
-            keep |= self.inside & (searched[:, self.begins] | searched)
-        return keep
-
-    def _forward(self, rows: np.ndarray, active: list[int], scores: np.ndarray) -> np.ndarray:
+    def _forward(self, rows: np.ndarray, in_beam: np.ndarray, active: list[int], scores: np.ndarray) -> np.ndarray:
         """Steps `scores` (each sequence's first token's) on to each sequence's last token; returns the best
-        way into each label at each step."""
+        way into each label at each step. A label is searched when it is within the beam of its token's best
+        (`in_beam`) or continues a name whose B- or I- was searched at the token before."""
         back = np.zeros(rows.shape, dtype=np.intp)
+        searched = in_beam[0].copy()
+        sequence, label = np.arange(rows.shape[1])[:, None], np.arange(rows.shape[2])[None, :]
         for t in range(1, rows.shape[0]):
-            previous, row = scores[: active[t]], rows[t, : active[t]]
-            ways_in = previous[:, :, None] + self.transitions
-            back[t, : active[t]] = ways_in.argmax(axis=1)
-            scores[: active[t]] = np.where(self._lattice(row, previous), ways_in.max(axis=1) + row, -np.inf)
+            k = active[t]
+            ways_in = scores[:k, None, :] + self.into  # [sequence, label, label before]: argmax on the last axis
+            best = back[t, :k] = ways_in.argmax(axis=2)
+            keep = in_beam[t, :k] | (searched[:k] @ self.continues)
+            scores[:k] = np.where(keep, ways_in[sequence[:k], label, best] + rows[t, :k], -np.inf)
+            searched[:k] = keep
         return back
 
     @staticmethod
