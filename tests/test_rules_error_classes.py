@@ -27,6 +27,58 @@ def test_a_sex_word_alone_still_carries_the_age_range() -> None:
     assert _found("Women 18 to 45 years")["Women"] == ("Person", "18 to 45 years")
 
 
+@pytest.mark.parametrize(
+    ("text", "person", "value"),
+    [  # hint NCT00365365 "Women >/= 18 years of age."; Chia: Person "age" with Value "at least 18 years" (64 of 67)
+        ("Women >/= 18 years of age.", "age", ">/= 18 years of age"),
+        ("Patients must be at least 18 years of age", "age", "at least 18 years of age"),
+        ("Men and women 18 years of age or older", "age", "18 years of age or older"),
+    ],
+)
+def test_the_age_word_inside_its_value_carries_it(text: str, person: str, value: str) -> None:
+    assert _found(text)[person] == ("Person", value)
+
+
+def test_a_value_taken_by_the_name_before_it_is_not_the_next_names_when_that_has_its_own() -> None:
+    """hint NCT02622932: life expectancy took the ECOG range right before it, not its own duration."""
+    found = _found("ECOG PS:0-1,Life expectancy of more than 3 months")
+    assert found == {"ECOG PS": ("Measurement", "0-1"), "Life expectancy": ("Observation", "more than 3 months")}
+    assert _found("ALT and AST ≤ 2.5 x ULN")["AST"] == ("Measurement", "≤ 2.5 x ULN")
+
+
+def test_a_value_on_the_wrapped_line_after_the_name_is_its_value() -> None:
+    """hint NCT01368263: HINT wraps criteria at 90 columns and indents by 13; the value after the wrap is as
+    near as on one line, and a wrapped line starting with a comparator or a bracket is no new clause."""
+    ecog = "Patient must have an Eastern Cooperative Oncology Group (ECOG) performance status of\n             =< 2"
+    assert _found(ecog) == {"Eastern Cooperative Oncology Group (ECOG) performance status": ("Measurement", "=< 2")}
+    liver = ("Aspartate aminotransferase (AST) (serum glutamic oxaloacetic transaminase\n             [SGOT])/alanine "
+             "aminotransferase (ALT) (serum glutamic pyruvate transaminase [SGPT])\n             =< 3.0 X "
+             "institutional upper limit of normal (ULN)")  # fmt: skip
+    found = _found(liver)
+    assert set(found) == {"Aspartate aminotransferase", "serum glutamic oxaloacetic transaminase\n             [SGOT]",
+                          "alanine aminotransferase", "serum glutamic pyruvate transaminase [SGPT]"}  # fmt: skip
+    assert {value for _, value in found.values()} == {"=< 3.0 X institutional upper limit of normal (ULN)"}
+
+
+@pytest.mark.parametrize(
+    ("text", "name"),
+    [  # a name the tagger ended inside a bracket is closed or cut at it: never half a bracket
+        ("AST and alanine aminotransferase (ALT) must be in range", "alanine aminotransferase"),
+        ("HbA1c (glycosylated haemoglobin) 7.0-11.0 % (both inclusive)", "HbA1c (glycosylated haemoglobin)"),
+    ],
+)
+def test_no_name_holds_half_a_bracket(text: str, name: str) -> None:
+    found = _found(text)
+    assert name in found
+    assert all(n.count("(") == n.count(")") and n.count("[") == n.count("]") for n in found)
+
+
+def test_a_multiplication_sign_is_no_measurement() -> None:
+    """hint NCT01900327: '≥ 3.5 x 109/ml' (10^9 typed as 109) made 'x' a Measurement carrying the value."""
+    found = _found("White blood cell count ≥ 3.5 x 109/ml, platelet count ≥ 100 x 109/ml")
+    assert found == {"White blood cell count": ("Measurement", "≥ 3.5"), "platelet count": ("Measurement", "≥ 100")}
+
+
 def test_age_and_old_are_one_person() -> None:
     found = _found("Age 18 years old or older")
     assert found == {"Age": ("Person", "18 years old or older")}

@@ -98,6 +98,11 @@ CASES = [
     ("must have a negative serum pregnancy test", "negative", None, None, None, None),
     # ctgov NCT06221670 (evals/gold): "WHO physical status score 0\~1" - a tilde escaped by CT.gov's markdown
     ("WHO physical status score 0\\~1", "0\\~1", "between", 0, 1, None),
+    # hint NCT00365365 (and 232 '>/=', 161 '</=' in HINT's criteria): the slash spelling of >= and <=
+    ("Absolute neutrophil count (ANC) >/= 1,500/μL", ">/= 1,500/μL", ">=", 1500, None, "/uL"),
+    ("Creatinine </= 1.5 x ULN", "</= 1.5 x ULN", "<=", None, 1.5, "x ULN"),
+    # hint NCT01368263 (and 135 '/mcL' in HINT): NCI's spelling of per microlitre
+    ("Leukocytes >= 3,000/mcL", ">= 3,000/mcL", ">=", 3000, None, "/uL"),
     # ctgov NCT01613326 (evals/gold): two bounds, the second refining the unit
     ("FEV1) ≥ 30%\n and < 80% of the predicted normal", "≥ 30%\n and < 80% of the predicted normal", "between", 30, 80,
      "% predicted"),

@@ -99,7 +99,10 @@ ADVERB = re.compile(r"[a-z]{4,}ally", re.IGNORECASE)  # 'Histologically', 'surgi
 AGE_PHRASE = re.compile(r"(?:old|of age|older|younger)$", re.IGNORECASE)
 SHARE_GAP = 30
 DIGIT = re.compile(r"\d")
-CLAUSE_BREAK = re.compile(r";|\.\s|\n(?!\s*[a-z(])")  # a line break before lower case is a wrapped line
+CLAUSE_BREAK = re.compile(r";|\.\s|\n(?!\s*[a-z([<>=≤≥])")  # before lower case or a comparator: a wrapped line
+LINE_WRAP = re.compile(r"\s*\n\s*")
+BRACKET = re.compile(r"[()\[\]]")
+BRACKET_CLOSE = re.compile(r"[^()\[\]\n;]{0,40}?[)\]]")  # the rest of a bracket, on its line
 
 
 def _same_clause(text: str, start: int, end: int) -> bool:
@@ -244,6 +247,11 @@ def _context_type(words: list[Token], typ: str, value: ValueMatch | None) -> str
     return typ
 
 
+def _a_sign(word: str) -> bool:
+    """A lone lower-case character names nothing: '3.5 x 109/ml' ('T', 'N' may be TNM stages)."""
+    return len(word) == 1 and not word.isupper()
+
+
 def _orphan_measurements(
     text: str, tokens: list[Token], spans: list[tuple[int, int, str]], values: list[ValueMatch]
 ) -> list[tuple[int, int, str]]:
@@ -260,7 +268,7 @@ def _orphan_measurements(
             _, end, norm = token
             if (words and words[0][0] - end > 1) or (not words and value.start - end > 3):
                 break
-            if not norm.isalnum() or norm in STOPWORDS or norm.isdigit():
+            if not norm.isalnum() or norm in STOPWORDS or norm.isdigit() or _a_sign(text[token[0] : end]):
                 break
             words.insert(0, token)
             if len(words) == 3:
@@ -270,20 +278,38 @@ def _orphan_measurements(
     return added
 
 
+WRAP = 40  # the most white space a wrapped line puts between two words (HINT indents by 13)
+
+
+def _distance(text: str, start: int, end: int) -> int:
+    """Characters from `start` to `end`, a line break with the indentation around it counting as one:
+    'performance status of\n             =< 2' is as near as on one line."""
+    if text.find("\n", start, end) == -1:
+        return end - start
+    return len(LINE_WRAP.sub(" ", text[start:end]))
+
+
 def _nearest(start: int, end: int, items: SpanIndex, text: str, gap: int) -> Any:
-    """The item closest to the span start:end in the same clause, within `gap` characters (the first
-    in order of start when two are as close)."""
+    """The item closest to the span start:end in the same clause, within `gap` characters (a wrapped line's
+    break counting as one; the first in order of start when two are as close)."""
     best, best_gap = None, gap + 1
-    for item in items.near(start - gap, end + gap):
+    for item in items.near(start - gap - WRAP, end + gap + WRAP):
         if item.start >= end:
-            distance, between = item.start - end, (end, item.start)
+            between = (end, item.start)
         elif item.end <= start:
-            distance, between = start - item.end, (item.end, start)
+            between = (item.end, start)
         else:
             continue
+        distance = _distance(text, *between)
         if distance < best_gap and _same_clause(text, *between):
             best, best_gap = item, distance
     return best
+
+
+def _following(end: int, values: SpanIndex[ValueMatch], text: str) -> ValueMatch | None:
+    """The first value after `end` in the same clause, within VALUE_GAP characters."""
+    after = [v for v in values.near(end, end + VALUE_GAP) if v.start >= end and v.start - end <= VALUE_GAP]
+    return next((v for v in after if _same_clause(text, end, v.start)), None)
 
 
 def _usable_values(values: list[ValueMatch]) -> dict[str, SpanIndex[ValueMatch]]:
@@ -298,17 +324,45 @@ def _usable_values(values: list[ValueMatch]) -> dict[str, SpanIndex[ValueMatch]]
     }
 
 
+def _balanced(text: str, span: tuple[int, int, str]) -> tuple[int, int, str]:
+    """The span with its brackets paired: one it opens is closed when the closing bracket follows soon on the
+    same line ('HbA1c (glycosylated haemoglobin' -> 'HbA1c (glycosylated haemoglobin)'), else left out
+    with what follows it; one it closes at its end without opening is left out ('transaminase [SGPT])')."""
+    start, end, typ = span
+    if not BRACKET.search(text, start, end):
+        return span
+    unopened, opened = 0, []
+    for i in range(start, end):
+        if text[i] in "([":
+            opened.append(i)
+        elif text[i] in ")]":
+            if opened:
+                opened.pop()
+            else:
+                unopened += 1
+    if opened:
+        closing = BRACKET_CLOSE.match(text, end)
+        end = closing.end() if closing and len(opened) == 1 else opened[0]
+    while unopened and text[end - 1] in ")]":
+        end, unopened = end - 1, unopened - 1
+    while end > start and text[end - 1].isspace():
+        end -= 1
+    return start, end, typ
+
+
 def _drop_non_entities(text: str, spans: list[tuple[int, int, str]]) -> list[tuple[int, int, str]]:
     """Leave out what names no entity on its own: a lone qualifier or body-system adjective ('Chronic',
     'renal'; kept when coordinated with the next name, 'renal or hepatic disease', where Chia annotates a
-    discontinuous entity per conjunct), an adverb ('Histologically'), and 'old' after an age word ('Age 18
-    years old': one Person)."""
+    discontinuous entity per conjunct), an adverb ('Histologically'), a lone lower-case character, and 'old'
+    after an age word ('Age 18 years old': one Person)."""
     kept: list[tuple[int, int, str]] = []
     for n, (start, end, typ) in enumerate(spans):
         words = text[start:end]
         coordinated = n + 1 < len(spans) and COORDINATION.fullmatch(text, end, spans[n + 1][0])
         lone = words.lower()
         if (lone in LONE_MODIFIERS and not coordinated) or lone in LONE_QUALIFIERS or ADVERB.fullmatch(words):
+            continue
+        if _a_sign(words):
             continue
         if typ == "Person" and OLD.fullmatch(words) and _after_age_word(text, kept, start):
             continue
@@ -367,6 +421,8 @@ def _value_for(
     start: int, end: int, typ: str, text: str, usable: dict[str, SpanIndex[ValueMatch]]
 ) -> ValueMatch | None:
     value = _nearest(start, end, usable[typ], text, VALUE_GAP)
+    if typ == "Person":  # '≥ 18 years of age': the age word inside its own value (Chia: Person 'age' + Value)
+        value = next((v for v in usable[typ].near(start, end) if v.start <= start and end <= v.end), value)
     if value is not None and typ == "Person" and value.unit is None:
         return replace(value, unit="years")  # ages are in years unless the text says otherwise
     return value
@@ -390,10 +446,15 @@ def _attach(
     cues = SpanIndex(temporals)
     out = []
     aged = any(typ == "Person" and text[start:end].lower() in AGE_WORDS for start, end, typ in spans)
+    claimed: set[int] = set()  # starts of values taken by the entity right before them
     for start, end, typ in spans:
         value = None
         if usable and typ in VALUE_TYPES and not (aged and text[start:end].lower() in SEX_WORDS):
             value = _value_for(start, end, typ, text, usable)  # with an age word the age is its value, not the sex's
+            if value is not None and value.end <= start and value.start in claimed:  # 'ECOG 0-1, Life expectancy
+                value = _following(end, usable[typ], text) or value  # of more than 3 months': the later one
+            if value is not None and value.start >= end:
+                claimed.add(value.start)
         temporal = None
         if temporals:
             temporal = _nearest(start, end, windows, text, WINDOW_GAP) or _nearest(start, end, cues, text, TEMPORAL_GAP)
@@ -422,7 +483,8 @@ def _may_share(text: str, taker: Tagged, giver: Tagged) -> bool:
     if taker.type != "Measurement" or giver.type != "Measurement" or taker.value is not None:
         return False
     start, end = min(taker.end, giver.end), max(taker.start, giver.start)
-    return end - start <= SHARE_GAP and not DIGIT.search(text, start, end) and _same_clause(text, start, end)
+    near = _distance(text, start, end) <= SHARE_GAP
+    return near and not DIGIT.search(text, start, end) and _same_clause(text, start, end)
 
 
 def _age_phrases(spans: list[tuple[int, int, str]], values: list[ValueMatch]) -> list[tuple[int, int, str]]:
@@ -605,7 +667,8 @@ def _entities_of(reading: _Reading) -> list[Tagged]:
     """The entities of a reading's candidate names, typed in context, with what else the rules add."""
     prepared, values, temporals = reading.prepared, reading.values, reading.temporals
     text, tokens = prepared.text, prepared.tokens
-    spans = _drop_non_entities(text, _typed_spans(text, tokens, reading.candidates, values, temporals))
+    spans = [_balanced(text, span) for span in _typed_spans(text, tokens, reading.candidates, values, temporals)]
+    spans = _drop_non_entities(text, [span for span in spans if span[0] < span[1]])
     spans = pattern_entities(prepared, _without_abbreviations(text, spans))
     taken = [(t.start, t.end) for t in temporals] + [(v.start, v.end) for v in values]
     spans += _elliptical_conjuncts(text, spans, taken)

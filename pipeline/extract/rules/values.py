@@ -8,7 +8,7 @@ Conventions (the same as the `Value` schema and evals/GUIDELINE.md):
   -> '>='; 'more than', 'greater than', 'higher than', 'above', 'over', 'exceeding' -> '>';
   'at most', 'up to', 'no greater/more than', 'not more than', 'not exceeding', 'maximum',
   '... or less/younger/below' -> '<='; 'less than', 'lower than', 'below', 'under' -> '<'.
-  Symbols: '≥ >= => ⩾ ≧' -> '>=', '≤ <= =< ⩽ ≦' -> '<=', '> <' as is; '>or=' and '< or =' too.
+  Symbols: '≥ >= => ⩾ ≧' -> '>=', '≤ <= =< ⩽ ≦' -> '<=', '> <' as is; '>or=', '< or =', '>/=' and '</=' too.
 - multiples of a reference limit keep the reference in the unit: '2 × ULN', '1.3 x upper limit
   normal', '2.5 times the institutional upper limit of normal', '2.5 times normal' -> unit 'x ULN'
   ('x LLN' for the lower limit).
@@ -40,10 +40,10 @@ NUMBER_WORDS = {
 NUM = r"(?:\d{1,3}(?:,\d{3})+(?![\d,])|\d+(?:\.\d+)?|\.\d+|" + "|".join(NUMBER_WORDS) + r")(?:\s*\(\d+(?:\.\d+)?\))?"
 
 COMPARATOR_WORDS: list[tuple[str, str]] = [
-    (r">\s*or\s*=|≥|>=|=>|⩾|≧|(?:greater|more|higher|above)\s+(?:than\s+)?or\s+equal(?:\s+to)?|"
+    (r">\s*or\s*=|>\s*/\s*=|≥|>=|=>|⩾|≧|(?:greater|more|higher|above)\s+(?:than\s+)?or\s+equal(?:\s+to)?|"
      r"equal\s+(?:to\s+)?or\s+(?:greater|more|higher|above)(?:\s+than)?|at\s+least|no\s+less\s+than|"
      r"not\s+less\s+than|no\s+fewer\s+than|not\s+fewer\s+than|a\s+minimum\s+of|minimum(?:\s+of)?", ">="),
-    (r"<\s*or\s*=|≤|<=|=<|⩽|≦|(?:less|lower|below|fewer)\s+(?:than\s+)?or\s+equal(?:\s+to)?|"
+    (r"<\s*or\s*=|<\s*/\s*=|≤|<=|=<|⩽|≦|(?:less|lower|below|fewer)\s+(?:than\s+)?or\s+equal(?:\s+to)?|"
      r"equal\s+(?:to\s+|of\s+)?or\s+(?:less|lower|below)(?:\s+than)?|equal\s+of\s+less\s+than|at\s+most|up\s+to|"
      r"no\s+(?:greater|more|higher)\s+than|not\s+(?:greater|more|higher)\s+than|not\s+exceeding|"
      r"not\s+to\s+exceed|does\s+not\s+exceed|a\s+maximum\s+of|maximum(?:\s+of)?", "<="),
@@ -63,7 +63,7 @@ REFERENCE = (
 UNITS: list[tuple[str, str]] = [
     (r"[x×*]?\s*10\s*(?:\^|\*\*|e)?\s*(?:9|⁹)\s*/\s*l\b|[x×]\s*109\s*/\s*l\b", "x10^9/L"),
     (r"[x×*]?\s*10\s*(?:\^|\*\*|e)?\s*(?:12|¹²)\s*/\s*l\b|[x×]\s*1012\s*/\s*l\b", "x10^12/L"),
-    (r"[x×*]?\s*10\s*(?:\^|\*\*|e)?\s*(?:3|³)\s*/\s*(?:µl|ul|mm3|mm³|μl)|[x×]\s*103\s*/\s*(?:µl|ul|mm3|μl)",
+    (r"[x×*]?\s*10\s*(?:\^|\*\*|e)?\s*(?:3|³)\s*/\s*(?:µl|ul|mm3|mm³|μl|mcl)|[x×]\s*103\s*/\s*(?:µl|ul|mm3|μl|mcl)",
      "x10^3/uL"),
     (r"ml\s*/\s*min\s*/\s*1\.73\s*m\s*(?:2|²|\^2)", "mL/min/1.73m2"),
     (r"(?:ml|milliliters?|millilitres?)\s*(?:/|per)\s*min(?:ute)?\b", "mL/min"),
@@ -76,7 +76,7 @@ UNITS: list[tuple[str, str]] = [
     (r"ng\s*/\s*ml\b", "ng/mL"), (r"ng\s*/\s*l\b", "ng/L"), (r"pg\s*/\s*ml\b", "pg/mL"),
     (r"mmol\s*/\s*mol\b", "mmol/mol"), (r"mmol\s*/\s*l\b", "mmol/L"), (r"(?:µ|μ|u)mol\s*/\s*l\b", "umol/L"),
     (r"(?:iu|u)\s*/\s*l\b", "U/L"), (r"iu\s*/\s*ml\b", "IU/mL"), (r"u\s*/\s*ml\b", "U/mL"),
-    (r"(?:cells\s*)?/\s*(?:mm3|mm³|mm\^3|cu\s*mm)", "/mm3"), (r"(?:cells\s*)?/\s*(?:µl|ul|μl)\b", "/uL"),
+    (r"(?:cells\s*)?/\s*(?:mm3|mm³|mm\^3|cu\s*mm)", "/mm3"), (r"(?:cells\s*)?/\s*(?:µl|ul|μl|mcl)\b", "/uL"),
     (r"(?:cells\s*)?/\s*ml\b", "/mL"), (r"(?:µ|μ|u)mol\b|micromoles?\b", "umol"),
     (r"%\s*(?:of\s+(?:the\s+)?)?predicted(?:\s+normal)?\b", "% predicted"), (r"pack[\s-]*years?\b", "pack-years"),
     (r"mg\s*(?:/|per)\s*(?:week|wk)\b", "mg/week"), (r"mg\s*/\s*24\s*h(?:ours?)?\b", "mg/24h"), (r"msec\b|ms\b", "ms"),
