@@ -91,6 +91,11 @@ def test_age_and_old_are_one_person() -> None:
         ("Surgically sterile women", {"Surgically"}),
         ("Disease that is chronic", {"chronic"}),
         ("History of renal", {"renal"}),
+        # hint NCT01368263: body sites alone (Chia has no anatomy type)
+        ("treated cervical carcinoma in situ, lobular carcinoma in situ of the breast, contralateral ductal carcinoma",
+         {"breast"}),
+        ("(not direct skin invasion by tumor or peau d'orange without erythema)", {"skin"}),
+        ("cores or FNA of lymph node are acceptable", {"lymph node"}),
     ],
 )
 def test_adverbs_and_lone_qualifiers_are_no_entities(text: str, not_entities: set[str]) -> None:

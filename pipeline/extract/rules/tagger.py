@@ -76,12 +76,20 @@ LONE_QUALIFIERS = frozenset(
     """.split()  # noqa: SIM905
 )  # severity, course and origin (Chia Qualifier): part of a name ('chronic kidney disease'), never one alone, nor
 # coordinated ('acute or chronic hepatitis'); nor is 'unit' ('6 Wood units' and '2 units of alcohol' are no Visit)
-LONE_MODIFIERS = LONE_QUALIFIERS | frozenset(
+BODY_SITES = frozenset(
+    """
+    heart liver kidney kidneys lung lungs brain skin breast cervix prostate bladder colon pancreas chest uterus
+    ovary ovaries stomach spleen thyroid eye eyes blood bone
+    """.split()  # noqa: SIM905
+) | {"bone marrow", "lymph node", "lymph nodes"}  # Chia has no anatomy type: of ~800 mentions, 4 are an entity alone
+LONE_MODIFIERS = LONE_QUALIFIERS | BODY_SITES | frozenset(
     """
     neurological neurologic renal hepatic cardiac cardiovascular pulmonary gastrointestinal psychiatric endocrine
     metabolic hematologic hematological immunologic immunological respiratory
     """.split()  # noqa: SIM905
-)  # and body-system adjectives, kept only when coordinated ('renal or hepatic disease': Chia's 'renal ... disease')
+)  # and body-system adjectives and body sites, kept only when coordinated ('renal or hepatic disease', 'liver or
+# kidney disease': Chia's 'renal ... disease'), never when a site 'of (the)' the name before ('... of the breast, ...')
+SITE_OF = re.compile(r"\bof\s+(?:the\s+)?$", re.IGNORECASE)
 COORDINATION = re.compile(r"\s*(?:,\s*|/)?(?:(?:and/or|or|and)\s+)?")
 CONJUNCT_BEFORE = re.compile(  # a word, then a joining comma, slash or conjunction, at the end of the text searched
     r"(?<![\w-])([^\W\d_][^\W\d_-]+(?:-[^\W\d_]+)*)(?:\s*,)?(?:\s*/\s*|\s+(?:and/or|or|and)\s+|\s*,\s*)$"
@@ -358,8 +366,9 @@ def _drop_non_entities(text: str, spans: list[tuple[int, int, str]]) -> list[tup
     kept: list[tuple[int, int, str]] = []
     for n, (start, end, typ) in enumerate(spans):
         words = text[start:end]
-        coordinated = n + 1 < len(spans) and COORDINATION.fullmatch(text, end, spans[n + 1][0])
         lone = words.lower()
+        site_of = lone in BODY_SITES and SITE_OF.search(text, max(0, start - 9), start)
+        coordinated = not site_of and n + 1 < len(spans) and COORDINATION.fullmatch(text, end, spans[n + 1][0])
         if (lone in LONE_MODIFIERS and not coordinated) or lone in LONE_QUALIFIERS or ADVERB.fullmatch(words):
             continue
         if _a_sign(words):
@@ -404,6 +413,8 @@ def _elliptical_conjuncts(
             word = found.group(1)
             if word.isupper() or word.lower() in STOPWORDS | QUALIFIERS or any(covered[word_start:word_end]):
                 break  # an abbreviation ('HIV or HCV infection') names a thing of its own
+            if SITE_OF.search(text, max(0, word_start - 9), word_start):
+                break  # the end of a name before ('carcinoma in situ of the breast, ductal carcinoma')
             added.append((word_start, word_end, typ))
             left = word_start
     return added
