@@ -333,26 +333,25 @@ def _usable_values(values: list[ValueMatch]) -> dict[str, SpanIndex[ValueMatch]]
 
 
 def _balanced(text: str, span: tuple[int, int, str]) -> tuple[int, int, str]:
-    """The span with its brackets paired: one it opens is closed when the closing bracket follows soon on the
-    same line ('HbA1c (glycosylated haemoglobin' -> 'HbA1c (glycosylated haemoglobin)'), else left out
-    with what follows it; one it closes at its end without opening is left out ('transaminase [SGPT])')."""
+    """The span with its brackets paired. It ends before a bracket it closes without opening ('WBC) count'
+    -> 'WBC', from 'white blood cell (WBC) count'); a bracket it opens is closed when the closing one
+    follows soon on the same line ('HbA1c (glycosylated haemoglobin' -> '... haemoglobin)'), else the span
+    ends before it ('HbA1c (as measured by the central laboratory on the day of screening)' -> 'HbA1c')."""
     start, end, typ = span
     if not BRACKET.search(text, start, end):
         return span
-    unopened, opened = 0, []
+    opened = []
     for i in range(start, end):
         if text[i] in "([":
             opened.append(i)
         elif text[i] in ")]":
-            if opened:
-                opened.pop()
-            else:
-                unopened += 1
+            if not opened:
+                end = i
+                break
+            opened.pop()
     if opened:
         closing = BRACKET_CLOSE.match(text, end)
         end = closing.end() if closing and len(opened) == 1 else opened[0]
-    while unopened and text[end - 1] in ")]":
-        end, unopened = end - 1, unopened - 1
     while end > start and text[end - 1].isspace():
         end -= 1
     return start, end, typ

@@ -29,7 +29,8 @@ from pipeline.extract.rules.lexicon import Token, learn_lexicon
 from pipeline.extract.rules.tagger import tagger_features
 
 DEFAULT_OUTPUT = Path(__file__).with_name("tagger.tsv")
-SETTINGS = {"c1": 0.1, "c2": 0.01, "max_iterations": 150, "feature.possible_transitions": True}
+SETTINGS = {"c1": 0.1, "c2": 0.2, "max_iterations": 150, "feature.possible_transitions": True}
+# c2 (L2) from 6 settings on evals/chia_cv.py's folds: 0.01 -> 0.2 raised relaxed F1 0.746 -> 0.751 on every fold
 MIN_WEIGHT = 0.001  # smaller weights are dropped from the shipped file: they change no decision
 ATTRIBUTION = """trialstruct rules-backend sequence tagger (linear-chain CRF weights), learned from the Chia corpus:
 Kury F. et al. "Chia, a large annotated corpus of clinical trial eligibility criteria",
