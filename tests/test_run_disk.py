@@ -5,6 +5,7 @@ Each test mounts a small tmpfs (root only, as in CI); elsewhere they skip with t
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
@@ -96,3 +97,21 @@ def test_the_run_index_on_a_full_disk_is_one_output_error(small_disk: Path) -> N
         assert str(caught.value) == f"{small_disk / 'run.sqlite'}: cannot write the run index: No space left on device"
     finally:
         index.close()
+
+
+def test_a_line_the_full_disk_cut_short_fails_once_and_the_journal_still_closes(small_disk: Path) -> None:
+    """The append reports the full disk; closing must not raise again on the bytes still buffered (it did,
+    and the run printed a traceback instead of its one line)."""
+    from pipeline.errors import OutputError
+    from pipeline.run.journal import Journal
+
+    out = small_disk / "out"
+    journal = Journal(out, "0" * 16, out / "records.jsonl")
+    filler = os.open(small_disk / "filler", os.O_WRONLY | os.O_CREAT)
+    with contextlib.suppress(OSError):  # unbuffered: fill the disk to its last byte
+        while os.write(filler, b"x" * 512):
+            pass
+    os.close(filler)
+    with pytest.raises(OutputError, match="No space left on device"):
+        journal.append("doc", '{"id": "doc"}', [], None, (0, 0, 0))
+    journal.close()

@@ -125,7 +125,8 @@ class Journal:
     def close(self) -> None:
         with contextlib.suppress(OSError):  # a full disk was reported by append; flushed lines stay
             self._sync()
-        self._handle.close()
+        with contextlib.suppress(OSError):  # ... and the part of a line it could not flush is dropped here
+            self._handle.close()
         self.index.close()
         self._lock.close()
 
