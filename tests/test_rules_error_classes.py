@@ -120,6 +120,9 @@ def test_age_and_old_are_one_person() -> None:
         ("treated cervical carcinoma in situ, lobular carcinoma in situ of the breast, contralateral ductal carcinoma",
          {"breast"}),
         ("(not direct skin invasion by tumor or peau d'orange without erythema)", {"skin"}),
+        # hint NCT02275416: an emphasised stop word
+        ("have had stable disease for more than two month and NOT requiring steroids may however be included",
+         {"NOT"}),
         ("cores or FNA of lymph node are acceptable", {"lymph node"}),
     ],
 )

@@ -360,8 +360,8 @@ def _balanced(text: str, span: tuple[int, int, str]) -> tuple[int, int, str]:
 def _drop_non_entities(text: str, spans: list[tuple[int, int, str]]) -> list[tuple[int, int, str]]:
     """Leave out what names no entity on its own: a lone qualifier or body-system adjective ('Chronic',
     'renal'; kept when coordinated with the next name, 'renal or hepatic disease', where Chia annotates a
-    discontinuous entity per conjunct), an adverb ('Histologically'), a lone lower-case character, and 'old'
-    after an age word ('Age 18 years old': one Person)."""
+    discontinuous entity per conjunct), an adverb ('Histologically'), a lone lower-case character or stop
+    word, and 'old' after an age word ('Age 18 years old': one Person)."""
     kept: list[tuple[int, int, str]] = []
     for n, (start, end, typ) in enumerate(spans):
         words = text[start:end]
@@ -370,7 +370,7 @@ def _drop_non_entities(text: str, spans: list[tuple[int, int, str]]) -> list[tup
         coordinated = not site_of and n + 1 < len(spans) and COORDINATION.fullmatch(text, end, spans[n + 1][0])
         if (lone in LONE_MODIFIERS and not coordinated) or lone in LONE_QUALIFIERS or ADVERB.fullmatch(words):
             continue
-        if _a_sign(words):
+        if _a_sign(words) or lone in STOPWORDS:  # 'NOT requiring steroids', 'patients': no name alone
             continue
         if typ == "Person" and OLD.fullmatch(words) and _after_age_word(text, kept, start):
             continue
