@@ -18,7 +18,8 @@ Conventions (evals/GUIDELINE.md section 6; the `Temporal` schema):
   'in the last/next year' (no number)                 -> before|after now 0 365
   'for the duration of the study', 'during treatment' -> during study|first_dose - -
   'history (of)', 'previous(ly)', 'prior', 'past', 'ever', 'has had', 'underwent' -> before now - -
-  'current(ly)', 'concurrent', 'active', 'concomitant', 'ongoing', 'undergoing', 'at present' -> during now - -
+  'current(ly)', 'concurrent', 'concomitant', 'ongoing', 'undergoing', 'at present' -> during now - -
+  ('active' is a severity word: Chia annotates it a Qualifier 70 times, a Temporal 27; GUIDELINE 6 lists it not)
   'baseline' alone -> during baseline - -
   'pre-operative', 'post-operative' -> before|after surgery - -;  'pre-treatment' -> before first_dose - -;
   'pre-enrollment', 'pre-randomization' -> before enrollment|randomization - -;  'pre-existing' -> before now - -
@@ -79,7 +80,7 @@ TRIGGERS = {
     "event": ("prior", "before", "preceding", "previous", "after", "since", "time"),
     "last": ("last", "past", "previous", "preceding", "prior", "next", "following", "coming"),
     "history": ("history", "previous", "prior", "past", "ever", "has", "underwent", "recent"),
-    "current": ("current", "concurrent", "active", "concomitant", "ongoing", "presently", "present", "undergoing"),
+    "current": ("current", "concurrent", "concomitant", "ongoing", "presently", "present", "undergoing"),
     "treatment": ("treatment",),
     "baseline": ("baseline",),
     "periop": ("pre", "post"),
@@ -122,7 +123,7 @@ PATTERNS: list[tuple[str, re.Pattern]] = [
                             r"current(?:ly)?\s+or\s+(?:past|previous|prior|history\s+of)|"
                             r"(?:a\s+)?(?:(?:past|prior|previous)\s+)?(?:medical\s+)?history(?:\s+of)?|previous(?:ly)?|"
                             r"prior(?!\s+to)|past|ever|has\s+had|underwent|has\s+undergone|recent(?:ly)?)\b")),
-    ("current", _word_start(r"(?:current(?:ly)?|concurrent(?:ly)?|active|concomitant|ongoing|presently|undergoing|"
+    ("current", _word_start(r"(?:current(?:ly)?|concurrent(?:ly)?|concomitant|ongoing|presently|undergoing|"
                             r"at\s+present)\b")),
     ("baseline", _word_start(r"baseline\b")),
     ("periop", _word_start(r"(?:(?P<pre>pre)|post)-?(?:(?P<op>operative(?:ly)?|surgical|surgery)|(?P<tx>treatment)|"
@@ -211,7 +212,7 @@ FIRST_WORDS = {  # the words each pattern without a number can start with (norma
         "baseline": "baseline",
         "history": "history past previous previously prior current currently a medical ever has underwent recent "
                    "recently",
-        "current": "current currently concurrent concurrently active concomitant ongoing presently undergoing at",
+        "current": "current currently concurrent concurrently concomitant ongoing presently undergoing at",
         "periop": "pre post " + " ".join(f"{when}{what}" for when in ("pre", "post") for what in (
             "operative", "operatively", "surgical", "surgery", "treatment", "existing", "enrollment", "enrolment",
             "randomization", "randomisation")),
