@@ -65,6 +65,7 @@ def test_the_tagger_forgets_its_rows_between_batches_and_still_agrees(monkeypatc
     assert got == tag_texts(texts, lexicon, reference)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("corpus", ["hint/hint-trials.jsonl", "ctgov"])
 def test_records_with_and_without_numpy_are_identical_on_real_registry_text(corpus: str, tmp_path: Path) -> None:
     path = shared_path(corpus)

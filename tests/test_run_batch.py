@@ -189,6 +189,7 @@ def test_a_signal_stops_after_the_documents_in_flight_writes_them_and_resumes(
     assert manifest(out)["counts"]["resumed"] == int(done.group(1))
 
 
+@pytest.mark.slow
 def test_shards_partition_the_inputs_and_merge_back(inputs: Path, tmp_path: Path, reference: dict) -> None:
     parts = [tmp_path / f"shard{i}" for i in (1, 2, 3)]
     for i, part in enumerate(parts, start=1):
