@@ -1,6 +1,6 @@
 """The sequence tagger's arithmetic over arrays (numpy, the `fast` extra): the same sums and the same search
-as crf.py's pure-Python `CrfTagger.emissions` and `Decoder`, giving the same labels, about 2x faster
-(extraction as a whole 1.5-1.6x: `benchmarks/bench_rules.py`).
+as crf.py's pure-Python `CrfTagger.emissions` and `Decoder`, giving the same labels, faster (extraction as a
+whole: `python benchmarks/bench_rules.py` times the tagger with and without numpy in one run).
 
 Python pays per token and per label; numpy pays per call. So emissions are one gather-and-add per slot
 over all the criteria of a document, and the Viterbi search steps through the criteria of a document side by side:
@@ -61,10 +61,10 @@ class BatchDecoder:
         self.into = np.ascontiguousarray(self.transitions.T)  # into[y, x]: the transition from x into y
         self.beam = beam
         # continues[x, y]: label y is an I- label and x is its B- or itself (a name open at x goes on in y)
-        labels = np.arange(len(inside))
         self.continues = np.zeros((len(inside), len(inside)), dtype=bool)
-        for y in labels[np.array(inside, dtype=bool)]:
-            self.continues[[begins[y], y], y] = True
+        for y, is_inside in enumerate(inside):
+            if is_inside:
+                self.continues[[begins[y], y], y] = True
 
     def decode_many(self, sequences: Sequence[np.ndarray]) -> list[list[int]]:
         """The best label index per token of each sequence (an array of scores, tokens x labels)."""

@@ -19,7 +19,7 @@ Conventions (evals/GUIDELINE.md section 6; the `Temporal` schema):
   'for the duration of the study', 'during treatment' -> during study|first_dose - -
   'history (of)', 'previous(ly)', 'prior', 'past', 'ever', 'has had', 'underwent' -> before now - -
   'current(ly)', 'concurrent', 'concomitant', 'ongoing', 'undergoing', 'at present' -> during now - -
-  ('active' is a severity word: Chia annotates it a Qualifier 70 times, a Temporal 27; GUIDELINE 6 lists it not)
+  ('active' is no time: an activity qualifier, GUIDELINE 4; Chia has it a Qualifier 70 times, a Temporal 27)
   'baseline' alone -> during baseline - -
   'pre-operative', 'post-operative' -> before|after surgery - -;  'pre-treatment' -> before first_dose - -;
   'pre-enrollment', 'pre-randomization' -> before enrollment|randomization - -;  'pre-existing' -> before now - -
