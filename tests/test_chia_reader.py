@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from pipeline.chia import unannotated_spans
 from pipeline.evaluate.chia import DOMAIN_TYPES, read_chia_dir, read_chia_document
 from tests.conftest import shared_path
 
@@ -86,3 +87,31 @@ def test_missing_ann_means_no_annotations(tmp_path: Path) -> None:
     (tmp_path / "NCT1_exc.txt").write_text("Pregnancy\n", encoding="utf-8")
     doc = read_chia_document(tmp_path / "NCT1_exc.txt")
     assert (doc.kind, doc.entities, doc.offset_errors) == ("exclusion", [], [])
+
+
+def test_unannotated_criteria_are_the_stretches_chia_labels_so() -> None:
+    # chia-dev/NCT00183885_inc.ann: "T40 Informed_consent 467 475 agree to"; the Procedures on that line
+    # ("blood sample drawn") are annotated, so only the labelled stretch is left out, not the line
+    doc = _doc("NCT00183885_inc")
+    assert unannotated_spans(doc) == [(467, 475)]
+    assert doc.text[467:475] == "agree to"
+    assert unannotated_spans(_doc("NCT00050349_inc")) == []
+    docs = read_chia_dir(shared_path("chia-dev"))
+    spans = {d.doc_id: unannotated_spans(d) for d in docs}
+    inside = [
+        e for d in docs for e in d.entities
+        if e.type in DOMAIN_TYPES and any(a < e.end and e.start < b for a, b in spans[d.doc_id])
+    ]  # fmt: skip
+    assert (sum(map(len, spans.values())), len(inside)) == (1094, 167)
+
+
+def test_cross_validation_leaves_out_only_what_overlaps_those_stretches() -> None:
+    from evals.chia_cv import in_silent_spans
+
+    doc = _doc("NCT00183885_inc")
+    domain = [e for e in doc.entities if e.type in DOMAIN_TYPES]
+    assert [e.text for e in domain if e.text in ("blood sample drawn", "routine labs")] == [
+        "blood sample drawn", "routine labs"
+    ]  # fmt: skip
+    assert in_silent_spans(doc, domain) == []
+    assert [e.text for e in in_silent_spans(doc, doc.entities)] == ["agree to"]
