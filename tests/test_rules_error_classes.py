@@ -209,3 +209,22 @@ def test_investigational_drug_within_30_days_prior_to_study_screening() -> None:
     (drug,) = [t for t in tag_text(text, load_default_lexicon(), load_default_tagger()) if t.type == "Drug"]
     assert drug.text == "investigational drug" and drug.temporal is not None
     assert (drug.temporal.direction, drug.temporal.anchor, drug.temporal.max_days) == ("before", "screening", 30)
+
+
+def _windows(text: str) -> dict[str, str | None]:
+    """entity text -> its time window's text, as the shipped backend tags it."""
+    tagged = tag_text(text, load_default_lexicon(), load_default_tagger())
+    return {t.text: t.temporal.text if t.temporal else None for t in tagged}
+
+
+def test_a_sex_word_takes_no_time_window_and_an_age_keeps_its_own() -> None:
+    """hint NCT00050167: the window places the contraception, not the women; it stays on a name beside them."""
+    windows = _windows(
+        "Women of childbearing potential who will not use a reliable and appropriate\n"
+        "             contraceptive method during the study are not eligible."
+    )
+    assert windows["Women"] is None
+    assert "during the study" in windows.values()
+    assert _windows("Age 18 to 75 years at the time of signing informed consent.")["Age"] == (
+        "at the time of signing informed consent"
+    )
