@@ -33,7 +33,7 @@ TEXTS = [
 def _columns(text: str) -> tuple[list, dict[str, list[str]]]:
     prepared = PreparedText.of(text)
     lexicon = load_default_lexicon()
-    phrases = _phrase_matches(prepared.tokens, lexicon)
+    phrases = _phrase_matches(prepared.text, prepared.tokens, lexicon)
     candidates = _head_matches(prepared.tokens, phrases, lexicon)
     columns = _tagger_columns(prepared.tokens, phrases, candidates, find_values(prepared), find_temporals(prepared))
     return prepared.tokens, columns

@@ -7,7 +7,7 @@ from itertools import islice
 import pytest
 
 from pipeline.extract.rules import load_default_lexicon, load_default_tagger, tag_text, tag_texts
-from pipeline.extract.rules.lexicon import learn_lexicon
+from pipeline.extract.rules.lexicon import Lexicon, learn_lexicon
 from pipeline.extract.rules.tagger import _balanced
 from pipeline.extract.rules.temporal import find_temporals
 from pipeline.ingest import Document, iter_documents
@@ -228,3 +228,40 @@ def test_a_sex_word_takes_no_time_window_and_an_age_keeps_its_own() -> None:
     assert _windows("Age 18 to 75 years at the time of signing informed consent.")["Age"] == (
         "at the time of signing informed consent"
     )
+
+
+@pytest.mark.parametrize(
+    ("text", "not_entities"),
+    [  # hint NCT00836628, NCT02912468, NCT00698581
+        ("Hemoglobin greater than or equal to 8.0 gm/dL (may receive RBC transfusions)", {"gm"}),
+        ("autoimmune disease (eg, rheumatoid arthritis, inflammatory bowel disease)", {"eg"}),
+        ("Subjects having at least 2 but not exceeding 40 partial onset seizures", {"but", "having"}),
+    ],
+)
+def test_no_entity_in_a_unit_nor_a_function_word_alone(text: str, not_entities: set[str]) -> None:
+    found = _found(text)
+    assert not_entities.isdisjoint(found)
+    assert len(found) >= 1  # the names around them are still found
+
+
+def test_the_unit_of_a_value_keeps_its_value() -> None:
+    assert _found("Hemoglobin greater than or equal to 8.0 gm/dL")["Hemoglobin"] == (
+        "Measurement", "greater than or equal to 8.0 gm/dL"
+    )  # fmt: skip
+
+
+def test_an_abbreviation_learned_in_capitals_is_a_word_in_lower_case() -> None:
+    """Chia annotates 'MET' (the gene) as a Drug; hint NCT00357305 'if all of the following criteria are met'."""
+    text = "MET amplification or MET exon 14 mutation; criteria met"
+    lexicon = learn_lexicon([(text, [(0, 3, "Drug"), (21, 24, "Drug")])])
+    assert "met" in lexicon.upper
+    assert [(t.type, t.text) for t in tag_text("MET amplification; criteria are met", lexicon)] == [("Drug", "MET")]
+    shipped = load_default_lexicon()
+    assert "met" in shipped.upper and "hgb" in shipped.phrases and "hgb" not in shipped.upper  # Chia: 'Hgb'
+    assert "met" not in _found("if all of the following criteria are met:")
+
+
+def test_the_abbreviation_table_survives_a_save_and_load(tmp_path) -> None:
+    lexicon = learn_lexicon([("MET and ALK", [(0, 3, "Drug"), (8, 11, "Drug")])])
+    lexicon.save(tmp_path / "lexicon.tsv", "test")
+    assert Lexicon.load(tmp_path / "lexicon.tsv").upper == lexicon.upper == {"met", "alk"}

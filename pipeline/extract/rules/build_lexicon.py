@@ -31,7 +31,7 @@ Scientific Data 7:281 (2020), doi:10.6084/m9.figshare.11855817. Licence: CC BY 4
 annotations of {trials} trials ({documents} documents) and filtered by estimated precision;
 {vocabulary} registry drug/condition names (ClinicalTrials.gov via {hint}) were added as a vocabulary.
 Built by: python -m pipeline.extract.rules.build_lexicon <chia-dir>
-Columns: table (phrase | head | plain), key (lower-cased tokens), type, score."""
+Columns: table (phrase | head | plain | upper), key (lower-cased tokens), type, score."""
 
 
 def annotated_pairs(docs: list[ChiaDocument]) -> list[tuple[str, list[tuple[int, int, str]]]]:

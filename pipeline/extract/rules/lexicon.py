@@ -31,6 +31,8 @@ STOPWORDS = frozenset(
     this these those their its his her patient patients subject subjects participant participants not no nor
     if must will may can should within prior before after during current currently previous previously history
     known use using used
+    but eg ie etc vs either both each more less least only then upon above below over including include includes
+    having being
     """.split()  # noqa: SIM905
 )
 
@@ -185,6 +187,7 @@ class Lexicon:
     phrases: dict[str, tuple[str, float]] = field(default_factory=dict)
     heads: dict[str, tuple[str, float]] = field(default_factory=dict)
     plain: set[str] = field(default_factory=set)
+    upper: set[str] = field(default_factory=set)  # abbreviations: a name in capitals ('MET'), a word in lower case
     max_n: int = MAX_N
     _trie: dict[str, TrieNode] | None = field(default=None, repr=False, compare=False)
     _word_types: Memo | None = field(default=None, repr=False, compare=False)
@@ -220,6 +223,7 @@ class Lexicon:
         for table, entries in (("phrase", self.phrases), ("head", self.heads)):
             lines += [f"{table}\t{key}\t{typ}\t{score:.3f}" for key, (typ, score) in sorted(entries.items())]
         lines += [f"plain\t{word}\t-\t0" for word in sorted(self.plain)]
+        lines += [f"upper\t{word}\t-\t0" for word in sorted(self.upper)]
         path.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
     @classmethod
@@ -229,10 +233,10 @@ class Lexicon:
             if not line or line.startswith("#"):
                 continue
             parts = line.split("\t")
-            if len(parts) != 4 or parts[0] not in ("phrase", "head", "plain"):
-                raise ValueError(f"{path}:{number}: expected 'phrase|head|plain<TAB>key<TAB>type<TAB>score'")
-            if parts[0] == "plain":
-                lexicon.plain.add(parts[1])
+            if len(parts) != 4 or parts[0] not in ("phrase", "head", "plain", "upper"):
+                raise ValueError(f"{path}:{number}: expected 'phrase|head|plain|upper<TAB>key<TAB>type<TAB>score'")
+            if parts[0] in ("plain", "upper"):
+                getattr(lexicon, parts[0]).add(parts[1])
                 continue
             table = lexicon.phrases if parts[0] == "phrase" else lexicon.heads
             table[parts[1]] = (parts[2], float(parts[3]))
@@ -262,6 +266,9 @@ def load_training_digests(path: Path) -> frozenset[str]:
         return frozenset()
     rows = path.read_text(encoding="utf-8").splitlines()
     return frozenset(row.split("\t")[1] for row in rows if row and not row.startswith("#"))
+
+
+ABBREVIATION_MAX = 4  # a phrase of at most 4 characters annotated only in capitals does not match in lower case
 
 
 def _is_content(key: str) -> bool:
@@ -316,11 +323,14 @@ def learn_lexicon(
     shows them mostly unannotated.
     """
     types: dict[str, Counter] = defaultdict(Counter)
+    lower_case: set[str] = set()  # keys annotated at least once not written in capitals
     for text, spans in annotated:
         for start, end, typ in spans:
             key = key_of(tokenize(text[start:end]))
             if key and len(key.split()) <= MAX_N and _is_content(key):
                 types[key][typ] += 1
+                if not text[start:end].isupper():
+                    lower_case.add(key)
     vocabulary = {k: t for k, t in (vocabulary or {}).items() if k not in types}
     occurrences = _count_occurrences((text for text, _ in annotated), set(types) | set(vocabulary), MAX_N)
     lexicon = Lexicon()
@@ -340,4 +350,5 @@ def learn_lexicon(
             lexicon.heads[word] = (typ, share)
     if learn_plain:
         lexicon.plain = {w for w in total if w not in lexicon.heads and suffix_type(w)}
+    lexicon.upper = {k for k in lexicon.phrases if k in types and k not in lower_case and len(k) <= ABBREVIATION_MAX}
     return lexicon

@@ -134,8 +134,17 @@ class Tagged:
     temporal: TemporalMatch | None = None
 
 
-def _phrase_matches(tokens: list[Token], lexicon: Lexicon) -> list[tuple[int, int, str]]:
-    """(first token, last token + 1, type) of greedy longest phrase matches."""
+def _phrase_matches(text: str, tokens: list[Token], lexicon: Lexicon) -> list[tuple[int, int, str]]:
+    """(first token, last token + 1, type) of greedy longest phrase matches; an abbreviation not where it is
+    written in lower case (`Lexicon.upper`: 'MET' in 'MET amplification', not 'met' in 'who met the criteria')."""
+    return [
+        (a, b, typ)
+        for a, b, typ in _longest_matches(tokens, lexicon)
+        if not (b == a + 1 and tokens[a][2] in lexicon.upper and text[tokens[a][0] : tokens[a][1]].islower())
+    ]
+
+
+def _longest_matches(tokens: list[Token], lexicon: Lexicon) -> list[tuple[int, int, str]]:
     trie, count = lexicon.trie(), len(tokens)
     found = []
     i = 0
@@ -522,7 +531,7 @@ def gazetteer_matches(text: str, lexicon: Lexicon) -> list[Tagged]:
     """Phrase lookup alone (the naive baseline of evals/chia_cv.py): no heads, context or attachments."""
     tokens = tokenize(text)
     found = []
-    for a, b, typ in _phrase_matches(tokens, lexicon):
+    for a, b, typ in _phrase_matches(text, tokens, lexicon):
         start, end = tokens[a][0], tokens[b - 1][1]
         found.append(Tagged(start, end, typ, text[start:end]))
     return found
@@ -550,10 +559,21 @@ def _typed_spans(
             continue
         value = _value_after(end, text, after) if values else None
         typ = _context_type(tokens[a:b], typ, value)
+        if typ != "Person" and values and _in_unit(start, end, text, after):
+            continue
         if typ in ("Condition", "Procedure") and values and (tested := _tested(start, end, text, after)):
             typ, (start, end) = "Measurement", tested
         spans.append((start, end, typ))
     return spans
+
+
+def _in_unit(start: int, end: int, text: str, values: SpanIndex) -> bool:
+    """The span lies in a value after its number: the unit ('8.0 gm/dL': 'gm' is no Drug). An age word
+    there is the Person its value belongs to ('18 years of age'), so callers leave Persons alone."""
+    return any(
+        value.start <= start and end <= value.end and DIGIT.search(text, value.start, start)
+        for value in values.near(start, start)
+    )
 
 
 RESULT_BEFORE_NAME = re.compile(r"\s+(?:for|to)\s+")
@@ -623,7 +643,7 @@ class _Reading:
     @classmethod
     def of(cls, text: str, lexicon: Lexicon) -> _Reading:
         prepared = PreparedText.of(text)
-        phrases = _phrase_matches(prepared.tokens, lexicon)
+        phrases = _phrase_matches(prepared.text, prepared.tokens, lexicon)
         candidates = _head_matches(prepared.tokens, phrases, lexicon)
         return cls(prepared, find_values(prepared), find_temporals(prepared), phrases, candidates)
 
