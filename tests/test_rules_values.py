@@ -134,3 +134,16 @@ def test_bare_numbers_are_not_values(text: str) -> None:
 def test_upper_limit_of_normal_alone_is_not_a_result() -> None:
     # seeds/001: "greater than normal upper limit" - 'normal' here names the limit, not a result
     assert [v.text for v in find_values("total bilirubin upper limit of normal") if v.comparator is None] == []
+
+
+@pytest.mark.parametrize(
+    ("text", "value", "low", "high"),
+    [  # hint NCT00462358 'ECOG performance status of 0, 1 or 2' gave '1 or 2'
+        ("ECOG performance status of 0, 1 or 2", "0, 1 or 2", 0, 2),
+        ("Karnofsky 0, 1, or 2", "0, 1, or 2", 0, 2),
+        ("platelets 1,500 or more", "1,500 or more", 1500, None),
+    ],
+)
+def test_a_listed_range_runs_from_first_to_last(text: str, value: str, low: float, high: float | None) -> None:
+    (found,) = find_values(text)
+    assert (found.text, found.low, found.high) == (value, low, high)

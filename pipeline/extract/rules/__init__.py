@@ -24,7 +24,7 @@ from pipeline.schema import Criterion, Evidence, Provenance, Trial, TrialRecord
 
 LEXICON_PATH = Path(__file__).with_name("lexicon.tsv")
 TAGGER_PATH = Path(__file__).with_name("tagger.tsv")
-RULES_VERSION = "rules-6"  # bumped whenever the records change: a journal of older records is not resumed
+RULES_VERSION = "rules-7"  # bumped whenever the records change: a journal of older records is not resumed
 REPEATS_KEPT = 4096  # criteria texts whose entities are remembered, least recently used dropped: registries
 # repeat boilerplate ('Pregnant or breastfeeding women'): 8.5% of HINT's criteria are found here, for a few MB
 

@@ -73,20 +73,21 @@ OLD = re.compile(r"(?:years?\s+)?old", re.IGNORECASE)
 LONE_QUALIFIERS = frozenset(
     """
     chronic acute severe active mild moderate uncontrolled significant serious recent congenital acquired
-    hereditary unit units
+    hereditary historical unit units type types event events acting section sections
     """.split()  # noqa: SIM905
 )  # severity, course and origin (Chia Qualifier): part of a name ('chronic kidney disease'), never one alone, nor
-# coordinated ('acute or chronic hepatitis'); nor is 'unit' ('6 Wood units' and '2 units of alcohol' are no Visit)
+# coordinated ('acute or chronic hepatitis'); nor are 'unit' ('6 Wood units' and '2 units of alcohol' are no Visit),
+# 'type' ('paranoid type'), 'event' ('in the event that'), 'acting' ('long-acting') and 'section' ('see section 6.2')
 BODY_SITES = frozenset(
     """
     heart liver kidney kidneys lung lungs brain skin breast cervix prostate bladder colon pancreas chest uterus
-    ovary ovaries stomach spleen thyroid eye eyes blood bone
+    ovary ovaries stomach spleen thyroid eye eyes blood bone tract head neck scalp face trunk
     """.split()  # noqa: SIM905
 ) | {"bone marrow", "lymph node", "lymph nodes"}  # Chia has no anatomy type: of ~800 mentions, 4 are an entity alone
 LONE_MODIFIERS = LONE_QUALIFIERS | BODY_SITES | frozenset(
     """
     neurological neurologic renal hepatic cardiac cardiovascular pulmonary gastrointestinal psychiatric endocrine
-    metabolic hematologic hematological immunologic immunological respiratory
+    metabolic hematologic hematological immunologic immunological respiratory toxic
     """.split()  # noqa: SIM905
 )  # and body-system adjectives and body sites, kept only when coordinated ('renal or hepatic disease', 'liver or
 # kidney disease': Chia's 'renal ... disease'), never when a site 'of (the)' the name before ('... of the breast, ...')
@@ -104,6 +105,19 @@ QUALIFIERS = frozenset(
     documented stable unstable new other clinically major minor any previous prior current concurrent
     """.split()  # noqa: SIM905
 )  # words that grade or place a name in time, never a conjunct of one ('moderate or severe renal impairment')
+DRUG_CODE = re.compile(  # a development code ('BIBF 1120', 'OSI-774', 'AMN107'); not 'CA 125' nor 'GOLD 2010'
+    r"(?!CA[- ])[A-Z]{2,5}(?:-?\d{3,7}|[- ](?!(?:19|20)\d\d\b)\d{3,7})[A-Z]?"
+)  # in HINT the tagger typed 400 of them Drug, 106 otherwise, nearly all drugs in fact
+SURVIVAL = "survival"  # the values an Observation of how long a patient will live may carry (`_usable_values`)
+SURVIVAL_NAME = re.compile(r"surviv|expectancy", re.IGNORECASE)
+WILLINGNESS = re.compile(r"(?:un)?willing(?:ness)?\b", re.IGNORECASE)  # GUIDELINE 2: no entity ('willing to use')
+PROTOCOL = re.compile(  # GUIDELINE 2: consent, compliance and taking part in a study are no entity
+    r"\b(?:consent|assent|participat\w*|complian\w*|comply|enrol\w*|candidates?|preclud\w*)\b"
+    r"|\b(?:(?:clinical|investigational|research|another|other) (?:trials?|stud(?:y|ies))|this (?:study|trial))\b"
+    r"(?!\s+(?:drugs?|medications?|agents?|products?|treatments?|therap\w*|devices?))",  # 'this study drug' is one
+    re.IGNORECASE,
+)
+NOT_CONJUNCTS = STOPWORDS | QUALIFIERS | LONE_QUALIFIERS
 ADVERB = re.compile(r"[a-z]{4,}ally", re.IGNORECASE)  # 'Histologically', 'surgically': how, not what
 AGE_PHRASE = re.compile(r"(?:old|of age|older|younger)$", re.IGNORECASE)
 SHARE_GAP = 30
@@ -330,15 +344,23 @@ def _following(end: int, values: SpanIndex[ValueMatch], text: str) -> ValueMatch
     return next((v for v in after if _same_clause(text, end, v.start)), None)
 
 
-def _usable_values(values: list[ValueMatch]) -> dict[str, SpanIndex[ValueMatch]]:
-    """Values each entity type may carry: results ('positive') go to Measurements only, doses to Drugs."""
+def _in_window(value: ValueMatch, windows: SpanIndex[TemporalMatch]) -> bool:
+    return any(w.start <= value.start and value.end <= w.end for w in windows.near(value.start, value.start))
+
+
+def _usable_values(values: list[ValueMatch], windows: SpanIndex[TemporalMatch]) -> dict[str, SpanIndex[ValueMatch]]:
+    """Values each entity type may carry: results ('positive') go to Measurements only, doses to Drugs. The length
+    of a time window ('T1DM for at least 1 year') is the window's, not a value, except for a survival, which is a
+    length ('expected to survive for at least 12 weeks', GUIDELINE 5 as for life expectancy)."""
     values = [v for v in values if v.unit is not None or v.comparator is None or _qualifies(v) or _score_bound(v)]
-    thresholds = SpanIndex([v for v in values if v.comparator is not None])
+    free = [v for v in values if not _in_window(v, windows)] if windows else values
+    thresholds = SpanIndex([v for v in free if v.comparator is not None])
     return {
-        "Measurement": SpanIndex(values),
+        "Measurement": SpanIndex(free),
         "Person": thresholds,
         "Observation": thresholds,
-        "Drug": SpanIndex([v for v in values if v.unit in DOSE_UNITS]),
+        SURVIVAL: SpanIndex([v for v in values if v.comparator is not None]),
+        "Drug": SpanIndex([v for v in free if v.unit in DOSE_UNITS]),
     }
 
 
@@ -371,7 +393,8 @@ def _drop_non_entities(text: str, spans: list[tuple[int, int, str]]) -> list[tup
     """Leave out what names no entity on its own: a lone qualifier or body-system adjective ('Chronic',
     'renal'; kept when coordinated with the next name, 'renal or hepatic disease', where Chia annotates a
     discontinuous entity per conjunct), an adverb ('Histologically'), a lone lower-case character or stop
-    word, and 'old' after an age word ('Age 18 years old': one Person)."""
+    word, a willingness ('willing to use') or a name for consent, compliance or taking part in a study, and
+    'old' after an age word ('Age 18 years old': one Person)."""
     kept: list[tuple[int, int, str]] = []
     for n, (start, end, typ) in enumerate(spans):
         words = text[start:end]
@@ -379,6 +402,8 @@ def _drop_non_entities(text: str, spans: list[tuple[int, int, str]]) -> list[tup
         site_of = lone in BODY_SITES and SITE_OF.search(text, max(0, start - 9), start)
         coordinated = not site_of and n + 1 < len(spans) and COORDINATION.fullmatch(text, end, spans[n + 1][0])
         if (lone in LONE_MODIFIERS and not coordinated) or lone in LONE_QUALIFIERS or ADVERB.fullmatch(words):
+            continue
+        if WILLINGNESS.match(words) or PROTOCOL.search(words):  # what the patient agrees to is named on its own
             continue
         if _a_sign(words) or lone in STOPWORDS:  # 'NOT requiring steroids', 'patients': no name alone
             continue
@@ -420,7 +445,7 @@ def _elliptical_conjuncts(
                     covered[s:e] = b"\x01" * (e - s)
             word_start, word_end = found.span(1)
             word = found.group(1)
-            if word.isupper() or word.lower() in STOPWORDS | QUALIFIERS or any(covered[word_start:word_end]):
+            if word.isupper() or word.lower() in NOT_CONJUNCTS or any(covered[word_start:word_end]):
                 break  # an abbreviation ('HIV or HCV infection') names a thing of its own
             if SITE_OF.search(text, max(0, word_start - 9), word_start):
                 break  # the end of a name before ('carcinoma in situ of the breast, ductal carcinoma')
@@ -461,8 +486,8 @@ def _attach(
     """
     text = prepared.text
     negations = SpanIndex(sorted(find_negations(prepared), key=lambda scope: scope.start))
-    usable = _usable_values(values) if values else None
     windows = SpanIndex([t for t in temporals if t.min_days is not None or t.max_days is not None])
+    usable = _usable_values(values, windows) if values else None
     cues = SpanIndex(temporals)
     out = []
     aged = any(typ == "Person" and text[start:end].lower() in AGE_WORDS for start, end, typ in spans)
@@ -470,9 +495,10 @@ def _attach(
     for start, end, typ in spans:
         value = None
         if usable and typ in VALUE_TYPES and not (aged and text[start:end].lower() in SEX_WORDS):
-            value = _value_for(start, end, typ, text, usable)  # with an age word the age is its value, not the sex's
+            kind = SURVIVAL if typ == "Observation" and SURVIVAL_NAME.search(text, start, end) else typ
+            value = _value_for(start, end, kind, text, usable)  # with an age word the age is its value, not the sex's
             if value is not None and value.end <= start and value.start in claimed:  # 'ECOG 0-1, Life expectancy
-                value = _following(end, usable[typ], text) or value  # of more than 3 months': the later one
+                value = _following(end, usable[kind], text) or value  # of more than 3 months': the later one
             if value is not None and value.start >= end:
                 claimed.add(value.start)
         temporal = None
@@ -558,7 +584,7 @@ def _typed_spans(
         if in_window and any(t.start <= start and end <= t.end for t in in_window.near(start, start)):
             continue
         value = _value_after(end, text, after) if values else None
-        typ = _context_type(tokens[a:b], typ, value)
+        typ = "Drug" if DRUG_CODE.fullmatch(text, start, end) else _context_type(tokens[a:b], typ, value)
         if typ != "Person" and values and _in_unit(start, end, text, after):
             continue
         if typ in ("Condition", "Procedure") and values and (tested := _tested(start, end, text, after)):

@@ -71,7 +71,7 @@ TRIGGERS = {
     "within": ("within",), "past": ("last", "past", "previous", "preceding", "prior", "next", "following", "coming"),
     "for": ("for",),
     "offset": ("before", "prior", "preceding", "previous", "after", "following", "since"), "ago": ("ago",),
-    "since": ("after", "since", "following"),
+    "since": ("after", "since", "following"), "elapsed": ("elapsed", "passed"),
     "after_event": ("after", "following"),
     "anchored": ("screening", "entry", "enrol", "registration", "inclusion", "admission", "joining", "entering",
                  "first", "1st", "initial", "start", "initiation", "beginning", "day", "study", "randomi", "diagnosis",
@@ -100,6 +100,8 @@ def _word_start(pattern: str) -> re.Pattern:
     return re.compile(r"(?<![a-z0-9])" + pattern)
 
 
+_ELAPSED = r"(?:(?:must|should|will)\s+)?(?:have\s+)?(?:elapsed|passed)"  # '4 weeks must have elapsed since'
+
 PATTERNS: list[tuple[str, re.Pattern]] = [
     ("within", re.compile(rf"within\s+(?:the\s+)?(?:(?:{_LAST}|{_NEXT})\s+)?{_AMOUNT}{_REL}")),  # glued too: 'xwithin'
     ("past", _word_start(rf"(?:in|during|over|for)(?:\s+the)?\s+(?:{_LAST}|{_NEXT})\s+{_AMOUNT}{_REL}")),
@@ -107,6 +109,7 @@ PATTERNS: list[tuple[str, re.Pattern]] = [
     ("offset", _word_start(rf"{_BOUNDED}{_TO_ANCHOR}")),
     ("ago", _word_start(rf"{_BOUNDED}\s+ago\b")),
     ("since", _word_start(rf"{_AT_LEAST}\s*{_AMOUNT}\s+(?:after|since|following)\b")),
+    ("elapsed", _word_start(rf"(?:{_AT_LEAST}\s*)?{_AMOUNT}\s+{_ELAPSED}\s+(?:since|from|after|following)\b")),
     ("after_event", _word_start(rf"{_AMOUNT}\s+(?P<after>after|following)\s+(?:the\s+)?{_EVENT}")),
     ("anchored", _word_start(rf"(?:{_BEFORE}|{_AFTER}|(?P<at>at(?:\s+(?:the\s+)?time\s+of)?|during))\s+(?:the\s+)?"
                              rf"{_ANCHOR}")),
@@ -187,7 +190,7 @@ def _window(kind: str, match: re.Match) -> tuple[str | None, float | None, float
         if groups.get("least"):
             return direction, days, None
         return direction, 0.0, days
-    if kind == "since":
+    if kind in ("since", "elapsed"):
         return "before", days, None
     if kind in ("anchored", "event"):
         return ("during" if groups.get("at") else direction), None, None
@@ -199,7 +202,7 @@ def _window(kind: str, match: re.Match) -> tuple[str | None, float | None, float
 
 
 FIXED_ANCHORS = {"study": "study", "treatment": "first_dose", "baseline": "baseline"}
-NUMBERED = frozenset({"within", "past", "for", "offset", "ago", "since", "after_event"})
+NUMBERED = frozenset({"within", "past", "for", "offset", "ago", "since", "elapsed", "after_event"})
 UNIT_HINT = re.compile(_UNIT)  # every numbered pattern holds an amount, so a unit: no unit, no need to look
 FIRST_WORDS = {  # the words each pattern without a number can start with (normalised like tokens)
     kind: word_set(words)

@@ -97,12 +97,13 @@ def _alternatives(table: list[tuple[str, str]]) -> str:
 
 
 _TAIL = rf"(?:\s*{REFERENCE}|\s*(?P<unit>{_alternatives(UNITS)}))?(?:\s*(?P<post>{_alternatives(POSTFIX)})(?!\w))?"
+_LISTED = r"(?:\s*,\s*\d{1,2}(?!\d|,\d))*(?:\s*,)?"  # a list's middle, 'ECOG 0, 1 or 2': first to last
 _RANGE_SEP = r"(?:\s*(?:-|–|—|\\?~|to)\s*|\s+and\s+)"  # '\~': a tilde escaped by CT.gov's markdown
 
 VALUE = re.compile(
     rf"(?:(?<![a-z0-9_.])|(?=[<>≥≤=＜＞⩾⩽≧≦]))(?:"
     rf"(?:between|from)\s+(?P<rlow>{NUM})(?:\s*{_alternatives(UNITS)})?{_RANGE_SEP}(?P<rhigh>{NUM})"
-    rf"|(?P<low>{NUM})(?:\s*{_alternatives(UNITS)})?\s*(?:-|–|—|\\?~|to|or)\s*(?P<high>{NUM})"
+    rf"|(?P<low>{NUM})(?:\s*{_alternatives(UNITS)})?{_LISTED}\s*(?:-|–|—|\\?~|to|or)\s*(?P<high>{NUM})"
     rf"|(?P<cmp>{_alternatives(COMPARATOR_WORDS)})\s*(?P<num>{NUM})"
     rf"|(?P<bare>{NUM})"
     rf"){_TAIL}"
