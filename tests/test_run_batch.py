@@ -112,7 +112,7 @@ def test_an_edited_input_is_extracted_again(inputs: Path, tmp_path: Path) -> Non
     assert result.resumed == 149
 
 
-@pytest.mark.parametrize("delay", [0.3, 0.9, 1.6])
+@pytest.mark.parametrize("delay", [0.3, *(pytest.param(delay, marks=pytest.mark.slow) for delay in (0.9, 1.6))])
 def test_sigkill_at_any_moment_then_rerun_gives_the_same_output(
     inputs: Path, tmp_path: Path, reference: dict, delay: float
 ) -> None:
@@ -163,7 +163,9 @@ def test_a_torn_journal_line_is_cut_and_redone(
     assert journal.read_bytes().count(b"\n") == 151
 
 
-@pytest.mark.parametrize(("signum", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+@pytest.mark.parametrize(
+    ("signum", "code"), [(signal.SIGINT, 130), pytest.param(signal.SIGTERM, 143, marks=pytest.mark.slow)]
+)
 def test_a_signal_stops_after_the_documents_in_flight_writes_them_and_resumes(
     inputs: Path, tmp_path: Path, reference: dict, signum: signal.Signals, code: int
 ) -> None:
