@@ -132,8 +132,6 @@ def read_chia_dir(directory: Path) -> list[ChiaDocument]:
     return [read_chia_document(p) for p in sorted(Path(directory).glob("*.txt"))]
 
 
-
-
 UNANNOTATED_CRITERIA = frozenset(
     """
     Non-query-able Post-eligibility Non-representable Informed_consent Pregnancy_considerations Competing_trial

@@ -43,6 +43,10 @@ class SpanIndex(Generic[S]):
         first = bisect_left(self.starts, lo - self.reach)
         return self.spans[first : bisect_right(self.starts, hi)]
 
+    def containing(self, start: int, end: int) -> list[S]:
+        """The spans that hold all of [start, end], in their original order."""
+        return [span for span in self.near(start, start) if span.start <= start and end <= span.end]
+
 
 class Intervals:
     """Non-overlapping (start, end) intervals added in runs of increasing start, with an overlap test

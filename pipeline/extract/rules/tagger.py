@@ -68,7 +68,7 @@ DEVICE_HEADS = word_set(  # GUIDELINE 3: implanted or used devices ('cardiac ste
 NOT_MEASUREMENT_AFTER = frozenset(["age", "aged", "old", "year", "years"])
 SEX_WORDS = frozenset(["female", "females", "male", "males", "woman", "women", "man", "men", "gender", "sex"])
 AGE_WORDS = frozenset(["age", "aged", "ages"])
-AGE_WORD = re.compile(r"\b(?:age[ds]?|old|years?)\b", re.IGNORECASE)
+AGE_WORD = re.compile(r"\b(?:" + "|".join(sorted(AGE_WORDS | NOT_MEASUREMENT_AFTER)) + r")\b", re.IGNORECASE)
 OLD = re.compile(r"(?:years?\s+)?old", re.IGNORECASE)
 LONE_QUALIFIERS = frozenset(
     """
@@ -344,24 +344,24 @@ def _following(end: int, values: SpanIndex[ValueMatch], text: str) -> ValueMatch
     return next((v for v in after if _same_clause(text, end, v.start)), None)
 
 
-def _in_window(value: ValueMatch, windows: SpanIndex[TemporalMatch]) -> bool:
-    return any(w.start <= value.start and value.end <= w.end for w in windows.near(value.start, value.start))
-
-
 def _usable_values(values: list[ValueMatch], windows: SpanIndex[TemporalMatch]) -> dict[str, SpanIndex[ValueMatch]]:
     """Values each entity type may carry: results ('positive') go to Measurements only, doses to Drugs. The length
     of a time window ('T1DM for at least 1 year') is the window's, not a value, except for a survival, which is a
     length ('expected to survive for at least 12 weeks', GUIDELINE 5 as for life expectancy)."""
     values = [v for v in values if v.unit is not None or v.comparator is None or _qualifies(v) or _score_bound(v)]
-    free = [v for v in values if not _in_window(v, windows)] if windows else values
-    thresholds = SpanIndex([v for v in free if v.comparator is not None])
+    free = [v for v in values if not windows.containing(v.start, v.end)] if windows else values
+    thresholds = _thresholds(free)
     return {
         "Measurement": SpanIndex(free),
         "Person": thresholds,
         "Observation": thresholds,
-        SURVIVAL: SpanIndex([v for v in values if v.comparator is not None]),
+        SURVIVAL: thresholds if free is values else _thresholds(values),
         "Drug": SpanIndex([v for v in free if v.unit in DOSE_UNITS]),
     }
+
+
+def _thresholds(values: list[ValueMatch]) -> SpanIndex[ValueMatch]:
+    return SpanIndex([v for v in values if v.comparator is not None])
 
 
 def _balanced(text: str, span: tuple[int, int, str]) -> tuple[int, int, str]:
@@ -467,7 +467,7 @@ def _value_for(
 ) -> ValueMatch | None:
     value = _nearest(start, end, usable[typ], text, VALUE_GAP)
     if typ == "Person":  # '≥ 18 years of age': the age word inside its own value (Chia: Person 'age' + Value)
-        value = next((v for v in usable[typ].near(start, end) if v.start <= start and end <= v.end), value)
+        value = next(iter(usable[typ].containing(start, end)), value)
     if value is not None and typ == "Person" and value.unit is None:
         return replace(value, unit="years")  # ages are in years unless the text says otherwise
     return value
@@ -581,7 +581,7 @@ def _typed_spans(
     for a, b, typ in candidates:
         a = next((k for k in range(a, b) if not timed[k] and tokens[k][2] != "active"), a)
         start, end = tokens[a][0], tokens[b - 1][1]
-        if in_window and any(t.start <= start and end <= t.end for t in in_window.near(start, start)):
+        if in_window and in_window.containing(start, end):
             continue
         value = _value_after(end, text, after) if values else None
         typ = "Drug" if DRUG_CODE.fullmatch(text, start, end) else _context_type(tokens[a:b], typ, value)
@@ -596,10 +596,7 @@ def _typed_spans(
 def _in_unit(start: int, end: int, text: str, values: SpanIndex) -> bool:
     """The span lies in a value after its number: the unit ('8.0 gm/dL': 'gm' is no Drug). An age word
     there is the Person its value belongs to ('18 years of age'), so callers leave Persons alone."""
-    return any(
-        value.start <= start and end <= value.end and DIGIT.search(text, value.start, start)
-        for value in values.near(start, start)
-    )
+    return any(DIGIT.search(text, value.start, start) for value in values.containing(start, end))
 
 
 RESULT_BEFORE_NAME = re.compile(r"\s+(?:for|to)\s+")
